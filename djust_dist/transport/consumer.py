@@ -1,0 +1,318 @@
+"""LiveViewConsumer: the Channels consumer that runs every check before a handler."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from djust_dist.conf.runtime import get_backend
+from djust_dist.conf.settings import DjustSettings, get_settings
+from djust_dist.engine.base import Backend
+from djust_dist.engine.types import Admission, Bucket
+from djust_dist.liveview.tokens import InvalidMountToken, load_mount_token, view_path
+from djust_dist.liveview.view import LiveView
+from djust_dist.logutil import log_throttled, sanitize_for_log
+from djust_dist.security.decorators import get_rate_limit
+from djust_dist.security.names import is_valid_event_name
+from djust_dist.security.policy import resolve_handler
+from djust_dist.transport import protocol
+from djust_dist.transport.client_ip import resolve_client_ip
+from djust_dist.transport.leases import renewer_for
+from djust_dist.transport.protocol import Frame, FrameError
+from djust_dist.transport.request import WebSocketRequest, caller_identity
+from djust_dist.transport.warnings import WarningCounter
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+
+class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    """Serves LiveViews over a WebSocket, behind the name guard, allowlist and limits.
+
+    Per frame: size → shape → name guard, handler lookup, allowlist, params →
+    one limiter call over every bucket of the frame → dispatch and re-render.
+    Hooks for subclasses: ``get_backend``, ``get_client_ip``, ``get_caller``.
+    """
+
+    view_base: type[LiveView] = LiveView
+
+    settings: DjustSettings
+    backend: Backend
+    client_ip: str
+    connection_id: str
+    view: LiveView | None
+
+    def get_backend(self) -> Backend:
+        """Return the limiter backend for this connection (the process-wide one)."""
+        return get_backend()
+
+    def get_client_ip(self) -> str:
+        """Return the normalised client identity under the ``trusted_proxies`` setting."""
+        return resolve_client_ip(self.scope, self.settings.trusted_proxies)
+
+    def get_caller(self) -> str:
+        """Return the identity that per-handler buckets are keyed by."""
+        return caller_identity(self.scope, self.client_ip)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # However the consumer ends (disconnect, an exception in a handler of
+        # Channels itself, cancellation by the server), the lease goes back.
+        self._lease_held = False
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release_lease()
+
+    async def connect(self) -> None:
+        self.settings = get_settings()
+        self.backend = self.get_backend()
+        self.client_ip = self.get_client_ip()
+        self.connection_id = uuid.uuid4().hex
+        self.view = None
+        self.closed = False
+        limits = self.settings.rate_limit
+        self.warnings = WarningCounter(limits.max_warnings, limits.warning_window)
+
+        admission = await self.backend.admit_connection(
+            self.client_ip, self.connection_id, limits.max_connections_per_ip
+        )
+        if not admission.admitted:
+            await self._refuse(admission)
+            return
+
+        self._lease_held = True
+        renewer_for(self.backend, self.settings.redis.lease_ttl).add(
+            self.client_ip, self.connection_id
+        )
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        self.closed = True
+        await self._release_lease()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return
+
+        try:
+            await self._receive_frame(text_data, bytes_data)
+        except FrameError as exc:
+            await self._reject(exc)
+        except Exception:
+            # The boundary of one frame: whatever broke, the connection and its
+            # other work go on, and the client gets a generic error frame.
+            logger.exception("Processing a frame from %s failed", self.client_ip)
+            await self._send(protocol.error_frame("handler_error", "The server failed."))
+
+    async def _receive_frame(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        frame = self._parse(text_data, bytes_data)
+
+        handler = self._resolve_handler(frame) if frame.type == "event" else None
+
+        if not await self._consume(frame, handler):
+            return
+
+        if frame.type == "ping":
+            await self._send(protocol.with_ref({"type": "pong"}, frame.ref))
+        elif frame.type == "mount":
+            await self._mount(frame)
+        elif handler is not None:
+            await self._dispatch(frame, handler)
+
+    def _parse(self, text_data: str | None, bytes_data: bytes | None) -> Frame:
+        if text_data is None:
+            raise FrameError("invalid_message", "binary frames are not accepted: send JSON text")
+
+        limit = self.settings.max_message_size
+        if protocol.exceeds_size(text_data, limit):
+            raise FrameError("message_too_large", f"the frame exceeds {limit} bytes")
+
+        return protocol.parse_frame(text_data)
+
+    def _resolve_handler(self, frame: Frame) -> Handler:
+        if not is_valid_event_name(frame.event):
+            raise FrameError(
+                "invalid_event_name",
+                "event names are lower-case letters, digits and underscores, "
+                "starting with a letter, at most 64 characters",
+                frame.ref,
+            )
+        if self.view is None:
+            raise FrameError("not_mounted", "mount a view before sending events", frame.ref)
+
+        lookup = resolve_handler(
+            type(self.view), frame.event, self.settings.event_security, self.view_base
+        )
+        if lookup.handler is None:
+            raise FrameError(lookup.error or "unknown_event", "no such event handler", frame.ref)
+
+        try:
+            inspect.signature(lookup.handler).bind(self.view, **frame.params)
+        except TypeError as exc:
+            raise FrameError(
+                "invalid_message", "params do not match the handler's arguments", frame.ref
+            ) from exc
+        return lookup.handler
+
+    def _buckets(self, frame: Frame, handler: Handler | None) -> list[Bucket]:
+        limits = self.settings.rate_limit
+        buckets = [Bucket(f"conn:{self.connection_id}", limits.rate, limits.burst)]
+
+        if limits.ip_rate is not None and limits.ip_burst is not None:
+            buckets.append(Bucket(f"ip:{self.client_ip}", limits.ip_rate, limits.ip_burst))
+
+        spec = get_rate_limit(handler) if handler is not None else None
+        if spec is not None and self.view is not None:
+            key = f"handler:{self.get_caller()}:{view_path(type(self.view))}:{frame.event}"
+            buckets.append(Bucket(key, spec.rate, spec.burst))
+        return buckets
+
+    async def _consume(self, frame: Frame, handler: Handler | None) -> bool:
+        decision = await self.backend.consume(self._buckets(frame, handler))
+        if decision.allowed:
+            return True
+
+        event = frame.event if frame.type == "event" and isinstance(frame.event, str) else None
+        await self._send(protocol.rate_limited_frame(event, decision.retry_after, frame.ref))
+        await self._count_warning("rate_limited", event)
+        return False
+
+    async def _mount(self, frame: Frame) -> None:
+        try:
+            view_class, params = load_mount_token(frame.token)
+        except InvalidMountToken as exc:
+            self._log_rejection("invalid_token", str(exc))
+            await self._send(
+                protocol.error_frame("invalid_token", "the mount token is not valid", frame.ref)
+            )
+            await self._close(protocol.CLOSE_INVALID_TOKEN)
+            return
+
+        view = view_class()
+        request = WebSocketRequest.from_scope(self.scope, self.client_ip)
+        try:
+            html = await self._run_view(view, view.mount, (request,), params)
+        except Exception:
+            logger.exception("mount() of %s failed", view_path(view_class))
+            await self._send(
+                protocol.error_frame("handler_error", "mounting the view failed", frame.ref)
+            )
+            return
+
+        self.view = view
+        await self._send(protocol.render_frame(html, frame.ref))
+
+    async def _dispatch(self, frame: Frame, handler: Handler) -> None:
+        view = self.view
+        if view is None:
+            raise FrameError("not_mounted", "mount a view before sending events", frame.ref)
+
+        try:
+            html = await self._run_view(view, handler, (view,), frame.params)
+        except Exception:
+            logger.exception(
+                "Handler %s.%s failed",
+                view_path(type(view)),
+                sanitize_for_log(frame.event),
+            )
+            await self._send(
+                protocol.error_frame("handler_error", "the event handler failed", frame.ref)
+            )
+            return
+
+        await self._send(protocol.render_frame(html, frame.ref))
+
+    async def _run_view(
+        self, view: LiveView, func: Handler, args: tuple[Any, ...], params: dict[str, Any]
+    ) -> str:
+        """Call a handler or ``mount`` and render; sync code runs in a worker thread."""
+        if inspect.iscoroutinefunction(func):
+            await func(*args, **params)
+            html: str = await database_sync_to_async(view.render)()
+            return html
+
+        def call_and_render() -> str:
+            func(*args, **params)
+            return view.render()
+
+        result: str = await database_sync_to_async(call_and_render)()
+        return result
+
+    async def _reject(self, exc: FrameError) -> None:
+        await self._send(protocol.error_frame(exc.code, exc.message, exc.ref))
+        await self._count_warning(exc.code, None)
+
+    async def _count_warning(self, kind: str, event: str | None) -> None:
+        self._log_rejection(kind, event)
+        if not self.warnings.add() or self.closed:
+            return
+
+        # The cooldown must be in force before the close frame reaches the
+        # client, or an immediate reconnect would slip through.
+        cooldown = self.settings.rate_limit.reconnect_cooldown
+        await self.backend.start_cooldown(self.client_ip, cooldown)
+        log_throttled(
+            logger,
+            logging.WARNING,
+            "abuse_close",
+            "Closing connection from %s after %d warnings; cooldown %ss",
+            self.client_ip,
+            len(self.warnings),
+            cooldown,
+        )
+        await self._close(protocol.CLOSE_ABUSE)
+
+    async def _refuse(self, admission: Admission) -> None:
+        reason = admission.reason or "limit"
+        log_throttled(
+            logger,
+            logging.WARNING,
+            f"refused:{reason}",
+            "Refused connection from %s: %s",
+            self.client_ip,
+            reason,
+        )
+
+        # Browsers show a handshake rejected before accept as close code 1006
+        # with no reason, so the refusal is sent over an accepted socket.
+        await self.accept()
+        await self._send(protocol.rejected_frame(reason, admission.retry_after))
+        code = protocol.CLOSE_TRY_AGAIN_LATER if reason == "unavailable" else protocol.CLOSE_ABUSE
+        await self._close(code)
+
+    def _log_rejection(self, kind: str, detail: str | None) -> None:
+        log_throttled(
+            logger,
+            logging.WARNING,
+            f"rejected:{kind}",
+            "Rejected frame from %s: %s %s",
+            self.client_ip,
+            kind,
+            sanitize_for_log(detail) if detail is not None else "",
+        )
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        if not self.closed:
+            await self.send(text_data=protocol.encode(payload))
+
+    async def _close(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.close(code)
+
+    async def _release_lease(self) -> None:
+        if not getattr(self, "_lease_held", False):
+            return
+
+        self._lease_held = False
+        renewer_for(self.backend, self.settings.redis.lease_ttl).discard(
+            self.client_ip, self.connection_id
+        )
+        await self.backend.release_connection(self.client_ip, self.connection_id)
