@@ -21,4 +21,4 @@ USER app
 WORKDIR /app
 
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn exampleproject.asgi:application --host 0.0.0.0 --port 8000 --lifespan off --no-proxy-headers"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn exampleproject.asgi:application --host 0.0.0.0 --port 8000 --lifespan on --no-proxy-headers"]

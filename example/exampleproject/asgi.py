@@ -1,7 +1,7 @@
 """ASGI entry point: Django over HTTP and the djust_dist consumer over WebSockets.
 
 Run it with, for example:
-    uvicorn exampleproject.asgi:application --lifespan off --no-proxy-headers
+    uvicorn exampleproject.asgi:application --no-proxy-headers
 """
 
 import os
@@ -20,6 +20,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import path  # noqa: E402
 
 from djust_dist.consumers import LiveViewConsumer  # noqa: E402
+from djust_dist.transport.lifespan import BackendLifespan  # noqa: E402
 
 websocket_urlpatterns = [
     path("ws/liveview/", LiveViewConsumer.as_asgi()),
@@ -31,6 +32,8 @@ websocket_urlpatterns = [
 application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_asgi_app),
+        # Closes the process's Redis connections when uvicorn stops.
+        "lifespan": BackendLifespan(),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
