@@ -7,13 +7,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .proxy import RoundRobinProxy
+from .runner import run_demo
 from .stack import Stack, StackError, raise_keyboard_interrupt_on_sigterm
 
 logger = logging.getLogger("demo")
 
 DEFAULT_PORT = 8000
+DEFAULT_LOG_DIR = Path(".demo") / "logs"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,7 +43,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="stop by itself after this many seconds (default: run until Ctrl-C)",
     )
 
-    commands.add_parser("run", help="run the multi-worker demo scenarios")
+    run = commands.add_parser(
+        "run", help="run the multi-worker demo scenarios and print the table of limits"
+    )
+    run.add_argument(
+        "--workers", type=int, default=3, help="number of uvicorn worker processes (default 3)"
+    )
+    run.add_argument(
+        "--log-dir",
+        type=Path,
+        default=DEFAULT_LOG_DIR,
+        help=f"directory for the workers' logs (default {DEFAULT_LOG_DIR})",
+    )
     return parser.parse_args(argv)
 
 
@@ -94,9 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args.port, args.workers, args.duration)
 
-    # TODO: the multi-worker demo scenarios (`run`) are not written yet.
-    print("the demo scenarios are not built yet", file=sys.stderr)
-    return 1
+    return run(args.workers, args.log_dir)
+
+
+def run(workers: int, log_dir: Path) -> int:
+    """Run the demo scenarios; every process started is stopped, also on Ctrl-C."""
+    raise_keyboard_interrupt_on_sigterm()
+    try:
+        return run_demo(workers, log_dir)
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

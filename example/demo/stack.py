@@ -75,8 +75,8 @@ def worker_command(port: int) -> list[str]:
 
     `--no-proxy-headers` leaves X-Forwarded-For to djust_dist, which resolves the
     client IP from DJUST_TRUSTED_PROXIES; uvicorn would otherwise rewrite the
-    client address itself for requests from 127.0.0.1. `--lifespan off` because
-    Django's ASGI handler does not implement the lifespan protocol.
+    client address itself for requests from 127.0.0.1. `--lifespan on` lets the
+    app close its Redis connections when the worker stops.
     """
     return [
         sys.executable,
@@ -88,7 +88,7 @@ def worker_command(port: int) -> list[str]:
         "--port",
         str(port),
         "--lifespan",
-        "off",
+        "on",
         "--no-proxy-headers",
         "--no-access-log",
     ]
@@ -123,13 +123,15 @@ def worker_env(
     return env
 
 
-def stop_process(process: subprocess.Popen[bytes], name: str) -> None:
-    """Stop a child process: SIGTERM, then SIGKILL if it outlives STOP_TIMEOUT."""
+def stop_process(
+    process: subprocess.Popen[bytes], name: str, timeout: float = STOP_TIMEOUT
+) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it outlives timeout seconds."""
     if process.poll() is not None:
         return
     process.terminate()
     try:
-        process.wait(timeout=STOP_TIMEOUT)
+        process.wait(timeout=max(timeout, 0.0))
     except subprocess.TimeoutExpired:
         logger.warning("%s (pid %s) ignored SIGTERM, killing it", name, process.pid)
         process.kill()
@@ -198,12 +200,19 @@ class Stack:
     """Redis plus `workers` uvicorn processes serving the example project.
 
     `log_dir=None` lets the workers write to this process's terminal; otherwise
-    each one writes to `<log_dir>/<name>.log`.
+    each one writes to `<log_dir>/<name>.log`. `use_redis=False` starts the
+    workers without REDIS_URL, so each one limits with its own in-process
+    MemoryBackend. `key_prefix` defaults to a fresh prefix per stack, and
+    `extra_env` (for example DJUST_* overrides) is added to every worker's
+    environment last, so it wins over the defaults.
     """
 
     workers: int = 3
     log_dir: Path | None = None
     redis_url: str | None = None
+    use_redis: bool = True
+    key_prefix: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
     started: list[Worker] = field(default_factory=list, init=False)
     _redis_process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _workdir: Path | None = field(default=None, init=False, repr=False)
@@ -231,16 +240,24 @@ class Stack:
         workdir = Path(tempfile.mkdtemp(prefix="djust-demo-"))
         self._workdir = workdir
         try:
-            redis_url = self.redis_url or os.environ.get("REDIS_URL") or self._start_redis(workdir)
-            self.redis_url = redis_url
+            redis_url = ""
+            if self.use_redis:
+                redis_url = (
+                    self.redis_url or os.environ.get("REDIS_URL") or self._start_redis(workdir)
+                )
+                self.redis_url = redis_url
+            else:
+                self.redis_url = None
             env = worker_env(
+                # An empty REDIS_URL means no Redis, also when this process has one set.
                 redis_url=redis_url,
                 db_path=workdir / "db.sqlite3",
                 # Shared by every worker, so a token signed by one verifies on all.
                 secret_key=os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(40),
                 # A prefix per run keeps this run's keys apart in a shared Redis.
-                key_prefix=f"djust_demo:{secrets.token_hex(4)}",
+                key_prefix=self.key_prefix or f"djust_demo:{secrets.token_hex(4)}",
             )
+            env.update(self.extra_env)
             self._migrate(env)
             for index in range(1, self.workers + 1):
                 self.started.append(self._start_worker(f"web{index}", env))
@@ -251,8 +268,14 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process this stack started and remove its scratch directory."""
+        # Signal every worker first, so they share one STOP_TIMEOUT grace period
+        # instead of waiting one after the other.
+        deadline = time.monotonic() + STOP_TIMEOUT
         for worker in self.started:
-            stop_process(worker.process, worker.name)
+            if worker.process.poll() is None:
+                worker.process.terminate()
+        for worker in self.started:
+            stop_process(worker.process, worker.name, timeout=deadline - time.monotonic())
         self.started.clear()
 
         if self._redis_process is not None:
@@ -261,6 +284,17 @@ class Stack:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+    def kill_worker(self, index: int) -> None:
+        """Kill one worker with SIGKILL, as a crash would, and wait until it is gone.
+
+        The worker gets no chance to run cleanup code, so it never releases the
+        connection leases it holds. stop() skips it later.
+        """
+        worker = self.started[index]
+        worker.process.kill()
+        worker.process.wait(timeout=STOP_TIMEOUT)
+        logger.info("killed %s (pid %s) with SIGKILL", worker.name, worker.process.pid)
 
     def _start_redis(self, workdir: Path) -> str:
         """Start a private, non-persistent redis-server and return its URL."""

@@ -174,6 +174,9 @@
     this.holdTimers = emptyMap();
     // Event name -> params of a "latest" event that is waiting to be sent.
     this.deferred = emptyMap();
+    // Event name -> ref of the sent event whose params are in this.deferred. Input
+    // deferred before it was ever sent has no entry, because it is the newest.
+    this.deferredRefs = emptyMap();
     this.stopped = false;
 
     this.openedAt = null;
@@ -284,6 +287,7 @@
     if (!connected || this.isHeld(name)) {
       if (latest) {
         this.deferred[name] = params;
+        delete this.deferredRefs[name];
       } else if (!connected) {
         this.showNotice("Not connected: reconnecting…", ERROR_NOTICE_MS);
       }
@@ -322,6 +326,7 @@
       }
       var params = this.deferred[name];
       delete this.deferred[name];
+      delete this.deferredRefs[name];
       if (this.pushEvent(name, params, true) === null) {
         return;
       }
@@ -377,9 +382,8 @@
       var seconds = Number(frame.retry_after) || 0;
       this.showNotice("Too many requests: try again in " + formatSeconds(seconds), seconds * 1000);
 
-      // A denied "latest" event is kept, unless newer input already replaced it.
-      if (pending && pending.latest && !(pending.name in this.deferred)) {
-        this.deferred[pending.name] = pending.params;
+      if (pending && pending.latest) {
+        this.keepDenied(pending, Number(frame.ref));
       }
       this.holdEvents(frame.event ? String(frame.event) : ANY_EVENT, seconds * 1000);
 
@@ -395,6 +399,19 @@
       };
     },
     pong: function () {},
+  };
+
+  /* Keep the params of a denied "latest" event, unless the kept params are newer:
+   * input typed during the hold, or a later event that was also denied. Several
+   * events may be in flight when the first denial arrives, so the newest must win.
+   * NOTE: events still in flight when the socket closes are dropped, not kept. */
+  Connection.prototype.keepDenied = function (pending, ref) {
+    var name = pending.name;
+    if (name in this.deferred && !(this.deferredRefs[name] < ref)) {
+      return;
+    }
+    this.deferred[name] = pending.params;
+    this.deferredRefs[name] = ref;
   };
 
   Connection.prototype.onClose = function (socket, event) {
