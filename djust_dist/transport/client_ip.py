@@ -64,6 +64,44 @@ def resolve_client_ip(scope: Mapping[str, Any], trusted_proxies: int | Sequence[
     return _identity(client)
 
 
+def normalize_ip(text: str) -> str:
+    """Normalise an address typed by an operator the way per-IP limits count it.
+
+    Accepts one address in any form that ``resolve_client_ip`` accepts (with a
+    port, brackets, a zone id or as IPv4-mapped IPv6), an identity as logged
+    (``203.0.113.5``, ``2001:db8:1:2::/64``), and ``unknown``. Raises ValueError
+    for anything else, including IPv4 networks and IPv6 networks wider than /64,
+    which stand for more than one identity.
+    """
+    stripped = text.strip()
+    if stripped == UNKNOWN_IP:
+        return UNKNOWN_IP
+
+    if "/" in stripped:
+        return _identity(_single_identity_network(stripped))
+
+    address = _parse_entry(stripped)
+    if address is None:
+        raise ValueError(f"{text[:64]!r} is not an IP address")
+    return _identity(address)
+
+
+def _single_identity_network(text: str) -> IPAddress:
+    """Return the first address of a network that per-IP limits count as one identity."""
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{text[:64]!r} is not an IP network") from exc
+
+    single = 32 if network.version == 4 else IPV6_GROUP_PREFIX
+    if network.prefixlen < single:
+        raise ValueError(
+            f"{network} covers several client identities; give one address or an "
+            f"IPv6 /{IPV6_GROUP_PREFIX} network"
+        )
+    return network.network_address
+
+
 def _client_by_hops(
     scope: Mapping[str, Any], peer: IPAddress | None, hops: int
 ) -> IPAddress | None:
