@@ -15,6 +15,8 @@ its hint suggests what to write instead. Ids are stable:
 - W001 ``event_security = "open"`` with DEBUG off.
 - W002 ``max_message_size = 0`` with DEBUG off.
 - W003 no REDIS_URL, so limits are per process.
+
+E010, E011, W004 and W005 connect to Redis; see ``redis_checks``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.apps import AppConfig, apps
 from django.conf import settings as django_settings
 from django.core import checks
 
+from djust_dist.conf.redis_checks import check_redis_server
 from djust_dist.conf.redis_url import REDIS_URL_SCHEMES, redact_url, redis_url_problem
 from djust_dist.conf.schema import (
     ConfigReport,
@@ -63,6 +66,7 @@ def register_checks() -> None:
     checks.register(check_liveview_config, TAG)
     checks.register(check_redis_url, TAG)
     checks.register(check_allowed_events, TAG)
+    checks.register(check_redis_server, TAG)
 
 
 def check_liveview_config(

@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from djust_dist import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -104,7 +106,9 @@ class CircuitBreaker:
             self._next_probe_at = now + self.retry_interval
             self._probing = False
 
+        metrics.backend_error()
         if first_failure:
+            metrics.backend_outage()
             logger.error(
                 "%s is unavailable, falling back until it answers again (next try in %.1f s): %s",
                 self.name,

@@ -60,6 +60,10 @@ class KeyLayout:
         """Key of an IP's reconnect cooldown: a string with its end time."""
         return f"{self.prefix}:ip:{{{digest(ip)}}}:cooldown"
 
+    def workers(self) -> str:
+        """Key of the worker heartbeats: a sorted set of worker ids by last heartbeat."""
+        return f"{self.prefix}:workers"
+
     def lease_member(self, connection_id: str) -> str:
         """Sorted-set member that stands for one connection."""
         return digest(connection_id)

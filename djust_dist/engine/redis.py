@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from djust_dist.engine.base import (
     Backend,
@@ -32,13 +31,18 @@ from djust_dist.engine.base import (
     validate_seconds,
 )
 from djust_dist.engine.breaker import CircuitBreaker, OnError
+from djust_dist.engine.deny_cache import DenyCache
+from djust_dist.engine.fallback import LocalFallback
+from djust_dist.engine.heartbeat import Heartbeat
 from djust_dist.engine.keys import DEFAULT_KEY_PREFIX, KeyLayout, validate_key_prefix
 from djust_dist.engine.memory import (
     DEFAULT_LEASE_TTL,
     DEFAULT_LIMIT_RETRY_HINT,
-    MemoryBackend,
     interval_ns,
 )
+from djust_dist.engine.pipeline import UNAVAILABLE_ERRORS as _UNAVAILABLE_ERRORS
+from djust_dist.engine.pipeline import UNAVAILABLE_REPLIES as _UNAVAILABLE_REPLIES
+from djust_dist.engine.pipeline import LoopPipelines
 from djust_dist.engine.scripts import get_script
 from djust_dist.engine.types import ADMITTED, Admission, Bucket, Decision
 from djust_dist.errors import BackendUnavailable, ScriptError
@@ -46,19 +50,6 @@ from djust_dist.errors import BackendUnavailable, ScriptError
 # Pairs per renew.lua call: large enough for few round trips, small enough that
 # one call does not block Redis for long.
 RENEW_BATCH_SIZE = 500
-
-_UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-
-# Replies that mean Redis cannot serve right now, rather than a broken script.
-_UNAVAILABLE_REPLIES = (
-    "BUSY",
-    "LOADING",
-    "OOM",
-    "READONLY",
-    "MASTERDOWN",
-    "CLUSTERDOWN",
-    "TRYAGAIN",
-)
 
 _ADMIT_STATUS_COOLDOWN = 1
 _ADMIT_STATUS_LIMIT = 2
@@ -78,6 +69,10 @@ class RedisOptions:
     """Seconds the circuit breaker waits after a failure before it tries Redis again."""
     limit_retry_hint: float = DEFAULT_LIMIT_RETRY_HINT
     """Seconds put in ``retry_after`` of a ``"limit"`` rejection."""
+    pipelining: bool = True
+    """Send concurrent calls of one event loop together, one write per loop turn."""
+    deny_cache: bool = True
+    """Deny locally, without Redis, a bucket that Redis denied until its wait is over."""
 
     @classmethod
     def parse(cls, **options: Any) -> RedisOptions:
@@ -102,7 +97,15 @@ class RedisOptions:
             limit_retry_hint=validate_seconds(
                 "limit_retry_hint", options.get("limit_retry_hint", defaults.limit_retry_hint)
             ),
+            pipelining=_validate_flag("pipelining", options.get("pipelining", defaults.pipelining)),
+            deny_cache=_validate_flag("deny_cache", options.get("deny_cache", defaults.deny_cache)),
         )
+
+
+def _validate_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 class RedisBackend(Backend):
@@ -134,10 +137,19 @@ class RedisBackend(Backend):
         self._lease_ttl_us = math.ceil(self.options.lease_ttl * 1_000_000)
 
         self._breaker = CircuitBreaker(self.options.retry_interval, name="Redis")
-        self._local = MemoryBackend(
+        self._heartbeat = Heartbeat(
+            self._client,
+            self.keys.workers(),
+            window=self.options.lease_ttl,
+            timeout=self.options.timeout,
+        )
+        self._local = LocalFallback(
+            lambda: self._heartbeat.workers_seen,
             lease_ttl=self.options.lease_ttl,
             limit_retry_hint=self.options.limit_retry_hint,
         )
+        self._pipelines = LoopPipelines(self._client, self._breaker, self.options.timeout)
+        self.deny_cache = DenyCache() if self.options.deny_cache else None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisBackend:
@@ -172,6 +184,11 @@ class RedisBackend(Backend):
         """Whether the backend is riding out a Redis outage with its ``on_error`` mode."""
         return self._breaker.is_open
 
+    @property
+    def workers_seen(self) -> int:
+        """Workers of this key prefix alive at the last heartbeat; divides the local limits."""
+        return self._heartbeat.workers_seen
+
     async def consume(self, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
         checked = validate_buckets(buckets, cost)
         try:
@@ -193,19 +210,25 @@ class RedisBackend(Backend):
         validate_identity("connection_id", connection_id)
         keys = [self.keys.leases(ip)]
         args: list[str | int | float] = [self.keys.lease_member(connection_id)]
+        if self.options.on_error is OnError.LOCAL:
+            await self._local.release_connection(ip, connection_id)
         try:
             await self._run("release", keys, args)
         except BackendUnavailable:
-            if self.options.on_error is OnError.LOCAL:
-                await self._local.release_connection(ip, connection_id)
+            # Without Redis the Redis lease cannot change; it lapses after lease_ttl.
+            return
 
     async def renew_connections(self, items: Iterable[tuple[str, str]]) -> None:
         pairs = [
             (validate_identity("ip", ip), validate_identity("connection_id", connection_id))
             for ip, connection_id in items
         ]
-        for start in range(0, len(pairs), RENEW_BATCH_SIZE):
-            await self._renew_batch(pairs[start : start + RENEW_BATCH_SIZE])
+        # Concurrent batches share one pipeline write when pipelining is on.
+        batches = [
+            pairs[start : start + RENEW_BATCH_SIZE]
+            for start in range(0, len(pairs), RENEW_BATCH_SIZE)
+        ]
+        await asyncio.gather(*(self._renew_batch(batch) for batch in batches))
 
     async def start_cooldown(self, ip: str, seconds: float) -> None:
         validate_identity("ip", ip)
@@ -229,6 +252,7 @@ class RedisBackend(Backend):
 
     async def aclose(self) -> None:
         """Close the clients this backend opened and drop its fallback state."""
+        await self._heartbeat.stop()
         current = asyncio.get_running_loop()
         with self._clients_lock:
             clients = list(self._clients.items())
@@ -243,13 +267,22 @@ class RedisBackend(Backend):
         # TODO: on Redis Cluster, buckets whose keys hash to different slots need
         # one consume.lua call per slot (keys.hash_tag), sent in one pipeline, with
         # the tokens refunded from the allowing slots when any slot denies.
+        if self.deny_cache is not None:
+            cached = self.deny_cache.check(buckets, cost)
+            if cached is not None:
+                return cached
+
         keys = [self.keys.bucket(bucket.key) for bucket in buckets]
         args: list[str | int | float] = [cost]
         for bucket in buckets:
             args += [repr(interval_ns(bucket.rate)), bucket.burst]
 
+        sent_at = time.monotonic()
         allowed, retry_after_us, remaining = await self._run("consume", keys, args)
-        return make_decision(bool(allowed), int(retry_after_us), float(remaining))
+        decision = make_decision(bool(allowed), int(retry_after_us), float(remaining))
+        if self.deny_cache is not None:
+            self.deny_cache.observe(buckets, cost, decision, sent_at)
+        return decision
 
     # NOTE: state kept by the local fallback during an outage is not copied to
     # Redis on recovery: leases granted locally are not counted there, and
@@ -274,6 +307,9 @@ class RedisBackend(Backend):
             return Admission(False, "cooldown", int(retry_after_us) / 1_000_000)
         if status == _ADMIT_STATUS_LIMIT:
             return Admission(False, "limit", self.options.limit_retry_hint)
+        if self.options.on_error is OnError.LOCAL:
+            # The local fallback counts this connection if Redis fails later.
+            self._local.record_lease(ip, connection_id)
         return ADMITTED
 
     async def _admit_without_redis(self, ip: str, connection_id: str, limit: int) -> Admission:
@@ -287,11 +323,13 @@ class RedisBackend(Backend):
         keys = [self.keys.leases(ip) for ip, _ in batch]
         args: list[str | int | float] = [self._lease_ttl_us]
         args += [self.keys.lease_member(connection_id) for _, connection_id in batch]
+        if self.options.on_error is OnError.LOCAL:
+            await self._local.renew_connections(batch)
         try:
             await self._run("renew", keys, args)
         except BackendUnavailable:
-            if self.options.on_error is OnError.LOCAL:
-                await self._local.renew_connections(batch)
+            # Without Redis the Redis lease cannot change; it lapses after lease_ttl.
+            return
 
     async def _run(self, name: str, keys: list[str], args: list[str | int | float]) -> Any:
         """Call one script under the timeout and the circuit breaker.
@@ -301,6 +339,8 @@ class RedisBackend(Backend):
         """
         if not self._breaker.allow():
             raise BackendUnavailable("Redis is skipped until the next probe")
+        if self.options.pipelining:
+            return await self._pipelines.call(get_script(name), keys, args)
 
         try:
             async with asyncio.timeout(self.options.timeout):
@@ -336,6 +376,12 @@ class RedisBackend(Backend):
                     del self._clients[old_loop]
                 client = self._client_factory()
                 self._clients[loop] = client
+                opened = True
+            else:
+                opened = False
+
+        if opened:
+            self._heartbeat.start()
         return client
 
     @staticmethod

@@ -1,8 +1,8 @@
 """Loading and calling the limiter's Lua scripts.
 
 Each script is one ``.lua`` file, read once per process. Calls use EVALSHA. When
-Redis replies NOSCRIPT (after a restart, a failover or SCRIPT FLUSH), the script
-is loaded again with SCRIPT LOAD and the call is repeated once.
+Redis replies NOSCRIPT (after a restart, a failover or SCRIPT FLUSH), the call is
+repeated once with EVAL, which also puts the script back in the server's cache.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-SCRIPT_NAMES = ("consume", "admit", "release", "renew", "cooldown")
+SCRIPT_NAMES = ("consume", "admit", "release", "renew", "cooldown", "heartbeat")
 
 # An editable install has no djust_dist/lua folder; the scripts then come from
 # the repository's top-level lua/ folder.
@@ -33,12 +33,13 @@ class Script:
     sha: str
 
     async def run(self, client: Redis, keys: list[str], args: list[str | int | float]) -> Any:
-        """Call the script with EVALSHA, loading it first if Redis does not have it."""
+        """Call the script with EVALSHA, or with EVAL when Redis does not have it."""
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await client.script_load(self.source)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+            # EVAL runs the source and caches it in one command, so a SCRIPT FLUSH
+            # from another client cannot slip in between a load and the call.
+            return await client.eval(self.source, len(keys), *keys, *args)
 
 
 def read_source(name: str) -> str:

@@ -11,9 +11,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from djust_dist import metrics
 from djust_dist.conf.runtime import get_backend
 from djust_dist.conf.settings import DjustSettings, get_settings
 from djust_dist.engine.base import Backend
+from djust_dist.engine.fallback import CONNECTION_BUCKET_PREFIX
 from djust_dist.engine.types import Admission, Bucket
 from djust_dist.liveview.tokens import InvalidMountToken, load_mount_token, view_path
 from djust_dist.liveview.view import LiveView
@@ -23,6 +25,7 @@ from djust_dist.security.names import is_valid_event_name
 from djust_dist.security.policy import resolve_handler
 from djust_dist.transport import protocol
 from djust_dist.transport.client_ip import resolve_client_ip
+from djust_dist.transport.kick import kick_group
 from djust_dist.transport.leases import renewer_for
 from djust_dist.transport.protocol import Frame, FrameError
 from djust_dist.transport.request import WebSocketRequest, caller_identity
@@ -88,10 +91,12 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
 
         self._lease_held = True
+        metrics.connection_admitted()
         renewer_for(self.backend, self.settings.redis.lease_ttl).add(
             self.client_ip, self.connection_id
         )
         await self.accept()
+        await self._join_kick_group()
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
@@ -109,6 +114,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             # The boundary of one frame: whatever broke, the connection and its
             # other work go on, and the client gets a generic error frame.
             logger.exception("Processing a frame from %s failed", self.client_ip)
+            metrics.frame_denied("handler_error")
             await self._send(protocol.error_frame("handler_error", "The server failed."))
 
     async def _receive_frame(self, text_data: str | None, bytes_data: bytes | None) -> None:
@@ -163,7 +169,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     def _buckets(self, frame: Frame, handler: Handler | None) -> list[Bucket]:
         limits = self.settings.rate_limit
-        buckets = [Bucket(f"conn:{self.connection_id}", limits.rate, limits.burst)]
+        # The engine's local fallback keeps a "conn:" bucket whole: one worker holds it.
+        conn_key = f"{CONNECTION_BUCKET_PREFIX}{self.connection_id}"
+        buckets = [Bucket(conn_key, limits.rate, limits.burst)]
 
         if limits.ip_rate is not None and limits.ip_burst is not None:
             buckets.append(Bucket(f"ip:{self.client_ip}", limits.ip_rate, limits.ip_burst))
@@ -175,8 +183,10 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         return buckets
 
     async def _consume(self, frame: Frame, handler: Handler | None) -> bool:
-        decision = await self.backend.consume(self._buckets(frame, handler))
+        with metrics.limiter_timer():
+            decision = await self.backend.consume(self._buckets(frame, handler))
         if decision.allowed:
+            metrics.frame_allowed(frame.type)
             return True
 
         event = frame.event if frame.type == "event" and isinstance(frame.event, str) else None
@@ -201,6 +211,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             html = await self._run_view(view, view.mount, (request,), params)
         except Exception:
             logger.exception("mount() of %s failed", view_path(view_class))
+            metrics.frame_denied("handler_error")
             await self._send(
                 protocol.error_frame("handler_error", "mounting the view failed", frame.ref)
             )
@@ -222,6 +233,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 view_path(type(view)),
                 sanitize_for_log(frame.event),
             )
+            metrics.frame_denied("handler_error")
             await self._send(
                 protocol.error_frame("handler_error", "the event handler failed", frame.ref)
             )
@@ -267,10 +279,12 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             len(self.warnings),
             cooldown,
         )
+        metrics.connection_closed("abuse")
         await self._close(protocol.CLOSE_ABUSE)
 
     async def _refuse(self, admission: Admission) -> None:
         reason = admission.reason or "limit"
+        metrics.connection_refused(reason)
         log_throttled(
             logger,
             logging.WARNING,
@@ -288,6 +302,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self._close(code)
 
     def _log_rejection(self, kind: str, detail: str | None) -> None:
+        metrics.frame_denied(kind)
         log_throttled(
             logger,
             logging.WARNING,
@@ -297,6 +312,28 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             kind,
             sanitize_for_log(detail) if detail is not None else "",
         )
+
+    async def djust_dist_kick(self, message: dict[str, Any]) -> None:
+        """Close this connection with 4429 and release its lease (``manage.py djust_dist kick``)."""
+        if self.closed:
+            return
+
+        log_throttled(
+            logger, logging.WARNING, "kick", "Closing connection from %s: kicked", self.client_ip
+        )
+        metrics.connection_closed("kick")
+        await self._close(protocol.CLOSE_ABUSE)
+        await self._release_lease()
+
+    async def _join_kick_group(self) -> None:
+        # The group lets `manage.py djust_dist kick` reach this connection on any
+        # worker. Channels leaves every group in self.groups on disconnect.
+        if self.channel_layer is None:
+            return
+
+        group = kick_group(self.settings.redis.key_prefix, self.client_ip)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
 
     async def _send(self, payload: dict[str, Any]) -> None:
         if not self.closed:

@@ -66,10 +66,22 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # json reads 1e400 as inf, which would reach handlers as an Infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:32]} is out of range")
+    return value
+
+
 def decode(text: str) -> object:
-    """Decode a JSON text frame, rejecting NaN/Infinity, deep nesting and huge numbers."""
+    """Decode a JSON text frame, rejecting NaN/Infinity, deep nesting and huge numbers.
+
+    Integers longer than Python's conversion limit (4300 digits by default) and
+    floats that overflow to infinity are rejected too.
+    """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise FrameError("invalid_message", "the frame is not valid JSON") from exc
 
@@ -111,8 +123,21 @@ def parse_frame(text: str) -> Frame:
 
 
 def encode(payload: dict[str, Any]) -> str:
-    """Serialise a server frame."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    """Serialise a server frame as text that is always valid UTF-8.
+
+    A client can send lone surrogates as JSON escapes (in ``ref``, or in params
+    that a template renders). Written raw they cannot be encoded as UTF-8, and
+    the server would fail to send the frame, so such frames are written with
+    every non-ASCII character escaped.
+    """
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def with_ref(payload: dict[str, Any], ref: Ref) -> dict[str, Any]:

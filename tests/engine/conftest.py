@@ -38,7 +38,7 @@ class BackendCase:
 
         layout = re.compile(
             re.escape(self.key_prefix)
-            + r":(bucket:\{[0-9a-f]{32}\}|ip:\{[0-9a-f]{32}\}:(leases|cooldown))"
+            + r":(bucket:\{[0-9a-f]{32}\}|ip:\{[0-9a-f]{32}\}:(leases|cooldown)|workers)"
         )
         client = self.open_client()
         try:
