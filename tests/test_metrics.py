@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import fakeredis
 import pytest
 from django.test import Client
 from prometheus_client import CollectorRegistry
@@ -119,3 +120,19 @@ def test_multiprocess_dir_sums_workers(tmp_path: Path) -> None:
     )
 
     assert 'djust_dist_frames_allowed_total{frame_type="ping"} 5.0' in output
+
+
+async def test_deny_cache_hits_reach_metrics(registry: CollectorRegistry) -> None:
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    backend = RedisBackend.from_client(client, key_prefix="djust_dist_metrics")
+    bucket = Bucket("caller", rate=0.01, burst=1)
+
+    first = await backend.consume([bucket])
+    denied_by_redis = await backend.consume([bucket])
+    denied_by_cache = await backend.consume([bucket])
+    await backend.aclose()
+
+    assert first.allowed
+    assert not denied_by_redis.allowed
+    assert not denied_by_cache.allowed
+    assert sample(registry, "djust_dist_deny_cache_hits_total") == 1

@@ -48,6 +48,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from djust_dist import metrics
 from djust_dist.engine.base import make_decision
 from djust_dist.engine.types import Bucket, Decision
 
@@ -118,6 +119,7 @@ class DenyCache:
                 return None
             self.hits += 1
 
+        metrics.deny_cache_hit()
         wait_us = math.ceil((entry.denied_until - now) * 1_000_000)
         return make_decision(False, wait_us, entry.remaining)
 

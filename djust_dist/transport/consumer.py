@@ -9,7 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
 from djust_dist import metrics
 from djust_dist.conf.runtime import get_backend
@@ -25,7 +28,7 @@ from djust_dist.security.names import is_valid_event_name
 from djust_dist.security.policy import resolve_handler
 from djust_dist.transport import protocol
 from djust_dist.transport.client_ip import resolve_client_ip
-from djust_dist.transport.kick import kick_group
+from djust_dist.transport.kick import kick_target, listener_for
 from djust_dist.transport.leases import renewer_for
 from djust_dist.transport.protocol import Frame, FrameError
 from djust_dist.transport.request import WebSocketRequest, caller_identity
@@ -65,11 +68,23 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         return caller_identity(self.scope, self.client_ip)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run the consumer on the client's messages only, then release the lease.
+
+        Unlike Channels' default, no channel-layer channel is opened per connection:
+        kicks reach connections through one listener per worker (see ``kick.py``).
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        self._lease_held = False
+        self._kick_target: str | None = None
+
         # However the consumer ends (disconnect, an exception in a handler of
         # Channels itself, cancellation by the server), the lease goes back.
-        self._lease_held = False
         try:
-            await super().__call__(scope, receive, send)
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
         finally:
             await self._release_lease()
 
@@ -313,7 +328,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             sanitize_for_log(detail) if detail is not None else "",
         )
 
-    async def djust_dist_kick(self, message: dict[str, Any]) -> None:
+    async def kick(self) -> None:
         """Close this connection with 4429 and release its lease (``manage.py djust_dist kick``)."""
         if self.closed:
             return
@@ -326,14 +341,13 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self._release_lease()
 
     async def _join_kick_group(self) -> None:
-        # The group lets `manage.py djust_dist kick` reach this connection on any
-        # worker. Channels leaves every group in self.groups on disconnect.
+        # The worker's kick listener lets `manage.py djust_dist kick` reach this
+        # connection; without a channel layer there is nothing to listen on.
         if self.channel_layer is None:
             return
 
-        group = kick_group(self.settings.redis.key_prefix, self.client_ip)
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
+        self._kick_target = kick_target(self.settings.redis.key_prefix, self.client_ip)
+        await listener_for(self.channel_layer).register(self._kick_target, self)
 
     async def _send(self, payload: dict[str, Any]) -> None:
         if not self.closed:
@@ -349,6 +363,8 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
 
         self._lease_held = False
+        if self._kick_target is not None and self.channel_layer is not None:
+            listener_for(self.channel_layer).unregister(self._kick_target, self)
         renewer_for(self.backend, self.settings.redis.lease_ttl).discard(
             self.client_ip, self.connection_id
         )

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from djust_dist.conf.runtime import close_backend
+from djust_dist.transport.kick import stop_kick_listener
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +16,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class BackendLifespan:
-    """Handles the ASGI ``lifespan`` scope: closes Redis connections on shutdown.
+    """Handles the ASGI ``lifespan`` scope: stops the kick listener and closes Redis on shutdown.
 
     Route it as ``ProtocolTypeRouter({"lifespan": BackendLifespan(), ...})`` and
     run the server with lifespan events on (uvicorn's default ``--lifespan auto``).
@@ -32,6 +33,7 @@ class BackendLifespan:
 
     async def _shutdown(self, send: Send) -> None:
         try:
+            await stop_kick_listener()
             await close_backend()
         except Exception as exc:
             # Shutdown goes on whatever happens: the server is stopping anyway.

@@ -13,6 +13,7 @@ from djust_dist.backends import Bucket, MemoryBackend, RedisBackend
 from djust_dist.engine.base import Backend
 from djust_dist.engine.types import Admission, Decision
 from djust_dist.transport.consumer import LiveViewConsumer
+from djust_dist.transport.kick import stop_kick_listener
 
 
 class SpyBackend(Backend):
@@ -83,6 +84,7 @@ async def connect(backend: SpyBackend) -> AsyncIterator[Connect]:
     app = TestConsumer.as_asgi()
 
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(stop_kick_listener)
 
         async def open_socket(
             ip: str = "198.51.100.7", user: Any = None, expect_accept: bool = True

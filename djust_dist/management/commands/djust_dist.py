@@ -28,7 +28,7 @@ from djust_dist.engine.types import Bucket
 from djust_dist.liveview.view import LiveView
 from djust_dist.security.decorators import get_rate_limit
 from djust_dist.transport.client_ip import normalize_ip
-from djust_dist.transport.kick import kick_group, send_kick
+from djust_dist.transport.kick import KICK_GROUP, send_kick
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -253,7 +253,7 @@ class Command(BaseCommand):
         cooldown_note = f" and started a {cooldown:g} s cooldown" if cooldown > 0 else ""
         self.stdout.write(
             f"Sent a kick to the connections of {ip} on every worker "
-            f"(group {kick_group(settings.redis.key_prefix, ip)}){cooldown_note}."
+            f"(group {KICK_GROUP}){cooldown_note}."
         )
 
     async def _with_redis(self, settings: DjustSettings, options: dict[str, Any], work: Any) -> Any:
