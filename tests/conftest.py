@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -16,6 +15,8 @@ import pytest
 import redis
 import redis.asyncio
 
+from tests.servers import LocalCluster, LocalSentinel, free_port
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
 
@@ -25,13 +26,6 @@ def missing_infrastructure(message: str) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI=true, so missing infrastructure is a failure)")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +150,31 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
 @pytest.fixture
 def redis_server(redis_server_factory: Callable[[], RedisServer]) -> RedisServer:
     return redis_server_factory()
+
+
+def _require_cluster_tools() -> None:
+    for tool in ("redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            missing_infrastructure(f"{tool} is not installed (apt-get install redis-server)")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private Redis Cluster of three masters, shared by the session and stopped after it."""
+    _require_cluster_tools()
+    cluster = LocalCluster.start(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_sentinel(tmp_path: Path) -> Iterator[LocalSentinel]:
+    """A private master, replica and sentinel for one test (a failover changes them)."""
+    _require_cluster_tools()
+    deployment = LocalSentinel.start(tmp_path)
+    try:
+        yield deployment
+    finally:
+        deployment.stop()

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
+from djust_dist.engine import connect
 from djust_dist.engine.keys import KeyLayout
 from djust_dist.engine.scripts import SCRIPT_NAMES, get_script
 from djust_dist.engine.types import Bucket
@@ -65,8 +64,11 @@ class ServerState:
 
 
 def open_client(url: str, timeout: float) -> Any:
-    """Open a client for operator commands, with ``timeout`` seconds per call."""
-    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    """Open a client for operator commands, with ``timeout`` seconds per call.
+
+    Cluster and sentinel URLs get the same clients as the limiter backend.
+    """
+    return connect.open_client(url, timeout)
 
 
 async def server_time_us(client: Any) -> int:

@@ -30,11 +30,11 @@ Why a cached denial is never wrong (apart from the exceptions below):
   another rate or burst is a different limit.
 
 Exceptions: the cache cannot see Redis lose state (a restart without
-persistence, a failover to a replica that lagged, an operator deleting keys),
-and a TAT could move back if tokens were ever refunded (Redis Cluster support
-would do that on a partial denial). Cached denials then outlive the Redis
-state, so each entry lives at most ``max_age`` seconds (default 1 s), whatever
-the wait. The local monotonic clock and the Redis clock are assumed to run at
+persistence, a failover to a replica that lagged, an operator deleting keys).
+On Redis Cluster a TAT also moves back when tokens are refunded, after a
+request that one slot denied and another allowed. Cached denials then outlive
+the Redis state, so each entry lives at most ``max_age`` seconds (default
+1 s), whatever the wait. The local monotonic clock and the Redis clock are assumed to run at
 the same rate. A drift of a few parts per million is far below the margin for
 waits of a few seconds.
 """

@@ -21,9 +21,9 @@ import socket
 import uuid
 from collections.abc import Callable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from djust_dist.engine.connect import RedisClient
 from djust_dist.engine.scripts import get_script
 from djust_dist.engine.selfcheck import inspect_server, log_report
 
@@ -53,7 +53,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        client: Callable[[], Redis],
+        client: Callable[[], RedisClient],
         key: str,
         *,
         window: float,

@@ -27,20 +27,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    RedisClusterUnreachableError,
+    ResponseError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from djust_dist.engine.breaker import CircuitBreaker
+from djust_dist.engine.connect import RedisClient
 from djust_dist.engine.scripts import Script
 from djust_dist.errors import BackendUnavailable, ScriptError
 
 ScriptArgs = list[str | int | float]
 
 # Errors that mean Redis could not be reached in time. The builtin TimeoutError
-# raised by asyncio.timeout is a subclass of OSError.
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# raised by asyncio.timeout is a subclass of OSError. The cluster errors mean
+# that no node serves a slot right now (CLUSTERDOWN, a failover, redirects
+# without end).
+UNAVAILABLE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+)
 
 # Error replies that mean Redis cannot serve right now, rather than a broken script.
 UNAVAILABLE_REPLIES = (
@@ -86,7 +102,7 @@ def classify_reply(name: str, reply: Any) -> Any:
     if not isinstance(reply, ResponseError):
         return reply
 
-    if str(reply).startswith(UNAVAILABLE_REPLIES):
+    if is_unavailable_reply(reply):
         error: Exception = BackendUnavailable(f"Redis cannot run {name!r}: {reply}")
     else:
         error = ScriptError(name, str(reply))
@@ -96,10 +112,14 @@ def classify_reply(name: str, reply: Any) -> Any:
 
 def is_unavailable_reply(reply: Any) -> bool:
     """Return whether ``reply`` is an error reply that means Redis cannot serve right now."""
+    if isinstance(reply, ClusterError):
+        # redis-py raises CLUSTERDOWN and MASTERDOWN replies as ClusterError
+        # subclasses, without the prefix in their text.
+        return True
     return isinstance(reply, ResponseError) and str(reply).startswith(UNAVAILABLE_REPLIES)
 
 
-async def send_calls(client: Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+async def send_calls(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
     """Send the calls, reloading scripts that Redis lost, and return one reply per call.
 
     Error replies come back as ResponseError instances in the list. Connection
@@ -121,7 +141,7 @@ async def send_calls(client: Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     return replies
 
 
-async def _send_one(client: Redis, call: ScriptCall) -> Any:
+async def _send_one(client: RedisClient, call: ScriptCall) -> Any:
     try:
         return await call.script.run(client, call.keys, call.args)
     except ResponseError as exc:
@@ -129,10 +149,17 @@ async def _send_one(client: Redis, call: ScriptCall) -> Any:
 
 
 async def _evalsha_pipeline(
-    client: Redis, calls: Sequence[ScriptCall], *, reload: bool = False
+    client: RedisClient, calls: Sequence[ScriptCall], *, reload: bool = False
 ) -> list[Any]:
     """Send EVALSHA for every call in one pipeline, after SCRIPT LOAD of each script if asked."""
     scripts = list({call.script.sha: call.script for call in calls}.values()) if reload else []
+    if scripts and isinstance(client, RedisCluster):
+        # redis-py blocks SCRIPT LOAD inside a cluster pipeline. Outside one it
+        # goes to every primary, so the node that lost a script gets it back.
+        for script in scripts:
+            await client.script_load(script.source)
+        scripts = []
+
     pipe = client.pipeline(transaction=False)
     for script in scripts:
         pipe.script_load(script.source)
@@ -150,7 +177,9 @@ class ScriptPipeline:
     ``timeout`` bounds one batch, including a script reload.
     """
 
-    def __init__(self, get_client: Callable[[], Redis], breaker: CircuitBreaker, timeout: float):
+    def __init__(
+        self, get_client: Callable[[], RedisClient], breaker: CircuitBreaker, timeout: float
+    ):
         self.get_client = get_client
         self.breaker = breaker
         self.timeout = timeout
@@ -288,7 +317,9 @@ def _fail(call: ScriptCall, exc: BaseException) -> None:
 class LoopPipelines:
     """One ScriptPipeline per event loop, created on first use from that loop."""
 
-    def __init__(self, get_client: Callable[[], Redis], breaker: CircuitBreaker, timeout: float):
+    def __init__(
+        self, get_client: Callable[[], RedisClient], breaker: CircuitBreaker, timeout: float
+    ):
         self._get_client = get_client
         self._breaker = breaker
         self._timeout = timeout

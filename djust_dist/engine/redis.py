@@ -1,9 +1,11 @@
 """Limiter backend that keeps all state in Redis and changes it only in Lua scripts.
 
 Every operation is one script call (renewals: one per batch), bounded by
-``timeout``. Time comes from the Redis server's clock inside the scripts, so
-workers with skewed clocks still share one clock. When Redis fails, the circuit
-breaker and the ``on_error`` mode decide the result (see ``breaker``).
+``timeout``. On Redis Cluster a consume over buckets of several slots is one
+call per slot, plus a refund call when a slot denies (see ``cluster``). Time
+comes from the Redis server's clock inside the scripts, so workers with skewed
+clocks still share one clock. When Redis fails, the circuit breaker and the
+``on_error`` mode decide the result (see ``breaker``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from djust_dist.engine.base import (
@@ -31,6 +30,12 @@ from djust_dist.engine.base import (
     validate_seconds,
 )
 from djust_dist.engine.breaker import CircuitBreaker, OnError
+from djust_dist.engine.cluster import (
+    batch_pairs_by_slot,
+    consume_across_slots,
+    group_buckets_by_slot,
+)
+from djust_dist.engine.connect import RedisClient, check_url, is_cluster_url, open_client
 from djust_dist.engine.deny_cache import DenyCache
 from djust_dist.engine.fallback import LocalFallback
 from djust_dist.engine.heartbeat import Heartbeat
@@ -116,21 +121,27 @@ class RedisBackend(Backend):
     ``limit_retry_hint`` (see RedisOptions). One Redis client is kept per event
     loop, because redis-py asyncio connections only work on the loop that opened
     them. After ``aclose()`` the backend opens new clients when it is used again.
+
+    With ``cluster=True`` every script call touches one cluster slot: renewals
+    are batched per slot and a consume over several slots is split (see
+    ``cluster``). ``from_url`` sets it for ``redis+cluster://`` URLs.
     """
 
     def __init__(
         self,
-        client_factory: Callable[[], Redis],
+        client_factory: Callable[[], RedisClient],
         *,
         owns_clients: bool = True,
+        cluster: bool = False,
         **options: Any,
     ) -> None:
         self.options = RedisOptions.parse(**options)
         self.keys = KeyLayout(self.options.key_prefix)
+        self.cluster = cluster
 
         self._client_factory = client_factory
         self._owns_clients = owns_clients
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisClient] = (
             weakref.WeakKeyDictionary()
         )
         self._clients_lock = threading.Lock()
@@ -153,26 +164,22 @@ class RedisBackend(Backend):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisBackend:
-        """Build a backend that opens its own clients to ``url`` (redis:// or rediss://)."""
+        """Build a backend that opens its own clients to ``url``.
+
+        Accepts ``redis://``, ``rediss://`` and ``unix://`` URLs, Redis Cluster as
+        ``redis+cluster://host:port[,host:port...]`` and Sentinel as
+        ``redis+sentinel://host:port[,host:port...]/service[/db]`` (``rediss+`` for TLS).
+        """
         if not isinstance(url, str):
             raise TypeError(f"url must be a str such as 'redis://127.0.0.1:6379/0', got {url!r}")
 
         timeout = RedisOptions.parse(**options).timeout
-
-        def open_client() -> Redis:
-            # One retry reopens a connection that Redis closed since its last use;
-            # the backend's own timeout still bounds the whole call.
-            return Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 1),
-            )
-
-        return cls(open_client, **options)
+        check_url(url)
+        # The backend's own timeout bounds each whole call, retries included.
+        return cls(lambda: open_client(url, timeout), cluster=is_cluster_url(url), **options)
 
     @classmethod
-    def from_client(cls, client: Redis, **options: Any) -> RedisBackend:
+    def from_client(cls, client: RedisClient, **options: Any) -> RedisBackend:
         """Build a backend on a client the caller owns and closes (fakeredis in tests).
 
         The client must only be used from the event loop it belongs to.
@@ -224,10 +231,13 @@ class RedisBackend(Backend):
             for ip, connection_id in items
         ]
         # Concurrent batches share one pipeline write when pipelining is on.
-        batches = [
-            pairs[start : start + RENEW_BATCH_SIZE]
-            for start in range(0, len(pairs), RENEW_BATCH_SIZE)
-        ]
+        if self.cluster:
+            batches = batch_pairs_by_slot(self.keys, pairs, RENEW_BATCH_SIZE)
+        else:
+            batches = [
+                pairs[start : start + RENEW_BATCH_SIZE]
+                for start in range(0, len(pairs), RENEW_BATCH_SIZE)
+            ]
         await asyncio.gather(*(self._renew_batch(batch) for batch in batches))
 
     async def start_cooldown(self, ip: str, seconds: float) -> None:
@@ -264,9 +274,6 @@ class RedisBackend(Backend):
         await self._local.aclose()
 
     async def _consume(self, buckets: tuple[Bucket, ...], cost: int) -> Decision:
-        # TODO: on Redis Cluster, buckets whose keys hash to different slots need
-        # one consume.lua call per slot (keys.hash_tag), sent in one pipeline, with
-        # the tokens refunded from the allowing slots when any slot denies.
         if self.deny_cache is not None:
             cached = self.deny_cache.check(buckets, cost)
             if cached is not None:
@@ -277,9 +284,14 @@ class RedisBackend(Backend):
         for bucket in buckets:
             args += [repr(interval_ns(bucket.rate)), bucket.burst]
 
+        # On a cluster, buckets of several slots cannot share one script call.
+        groups = group_buckets_by_slot(self.keys, buckets) if self.cluster else []
         sent_at = time.monotonic()
-        allowed, retry_after_us, remaining = await self._run("consume", keys, args)
-        decision = make_decision(bool(allowed), int(retry_after_us), float(remaining))
+        if len(groups) > 1:
+            decision = await consume_across_slots(self._run, self.keys, groups, cost)
+        else:
+            allowed, retry_after_us, remaining = await self._run("consume", keys, args)
+            decision = make_decision(bool(allowed), int(retry_after_us), float(remaining))
         if self.deny_cache is not None:
             self.deny_cache.observe(buckets, cost, decision, sent_at)
         return decision
@@ -362,7 +374,7 @@ class RedisBackend(Backend):
         self._breaker.succeeded()
         return result
 
-    def _client(self) -> Redis:
+    def _client(self) -> RedisClient:
         """Return the client of the running event loop, opening it on first use."""
         loop = asyncio.get_running_loop()
         with self._clients_lock:
@@ -387,7 +399,7 @@ class RedisBackend(Backend):
     @staticmethod
     async def _close_client(
         loop: asyncio.AbstractEventLoop,
-        client: Redis,
+        client: RedisClient,
         current: asyncio.AbstractEventLoop,
     ) -> None:
         if loop is current:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-SCRIPT_NAMES = ("consume", "admit", "release", "renew", "cooldown", "heartbeat")
+SCRIPT_NAMES = ("consume", "admit", "release", "renew", "cooldown", "heartbeat", "refund")
 
 # An editable install has no djust_dist/lua folder; the scripts then come from
 # the repository's top-level lua/ folder.
@@ -32,7 +33,9 @@ class Script:
     source: str
     sha: str
 
-    async def run(self, client: Redis, keys: list[str], args: list[str | int | float]) -> Any:
+    async def run(
+        self, client: Redis | RedisCluster, keys: list[str], args: list[str | int | float]
+    ) -> Any:
         """Call the script with EVALSHA, or with EVAL when Redis does not have it."""
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)

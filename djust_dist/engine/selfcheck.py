@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
-from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
 
+from djust_dist.engine.connect import RedisClient
 from djust_dist.engine.scripts import SCRIPT_NAMES, get_script
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def unreachable(error: BaseException, timeout: float) -> Finding:
     return Finding(
         code="unreachable",
         severity="warning",
-        message=f"Redis did not respond within {timeout:g} s: {error}",
+        message=f"Redis is unreachable (checked for {timeout:g} s): {str(error).rstrip('.')}",
         hint="Start Redis or correct REDIS_URL. Until Redis answers, every worker applies "
         'the redis.on_error mode ("local" by default: per-process limits).',
     )
@@ -141,12 +142,15 @@ def inspect_server_sync(url: str, timeout: float = 1.0) -> ServerReport:
     return _report(info, loaded)
 
 
-async def inspect_server(client: AsyncRedis, round_trip_s: float) -> ServerReport:
+async def inspect_server(client: RedisClient, round_trip_s: float) -> ServerReport:
     """Inspect the server behind an async ``client``; each round trip gets ``round_trip_s``.
 
     Raises RedisError, OSError or TimeoutError when the server does not respond, so
     the caller can try again later rather than log a passing outage as a finding.
     """
+    if isinstance(client, RedisCluster):
+        return await _inspect_cluster(client, round_trip_s)
+
     async with asyncio.timeout(round_trip_s):
         info_pipe = client.pipeline(transaction=False)
         info_pipe.info("server")
@@ -159,6 +163,25 @@ async def inspect_server(client: AsyncRedis, round_trip_s: float) -> ServerRepor
             load_pipe.script_load(get_script(name).source)
         loaded = await load_pipe.execute(raise_on_error=False)
 
+    return _report(info, loaded)
+
+
+async def _inspect_cluster(client: RedisCluster, round_trip_s: float) -> ServerReport:
+    """Inspect a Redis Cluster: INFO from one node, SCRIPT LOAD on every primary.
+
+    redis-py blocks INFO and SCRIPT LOAD inside cluster pipelines, so each is
+    its own command here.
+    """
+    async with asyncio.timeout(round_trip_s):
+        info = _merge([await client.info(section) for section in ("server", "memory")])
+
+    loaded: list[object] = []
+    async with asyncio.timeout(round_trip_s):
+        for name in SCRIPT_NAMES:
+            try:
+                loaded.append(await client.script_load(get_script(name).source))
+            except ResponseError as exc:
+                loaded.append(exc)
     return _report(info, loaded)
 
 

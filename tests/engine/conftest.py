@@ -12,8 +12,9 @@ import pytest
 import redis.asyncio
 
 from djust_dist.backends import Backend, MemoryBackend, RedisBackend
+from djust_dist.engine.connect import open_cluster_client
 
-KeyScanner = Callable[[], "redis.asyncio.Redis"]
+KeyScanner = Callable[[], "redis.asyncio.Redis | redis.asyncio.RedisCluster"]
 
 
 @dataclass
@@ -40,6 +41,7 @@ class BackendCase:
             re.escape(self.key_prefix)
             + r":(bucket:\{[0-9a-f]{32}\}|ip:\{[0-9a-f]{32}\}:(leases|cooldown)|workers)"
         )
+        # A cluster client's SCAN visits every master.
         client = self.open_client()
         try:
             async for raw_key in client.scan_iter(match=f"{self.key_prefix}:*", count=500):
@@ -70,6 +72,19 @@ def _fakeredis_case(request: pytest.FixtureRequest) -> BackendCase:
     return BackendCase("fakeredis", build, open_client, key_prefix="djust_dist_fake")
 
 
+def _fakeredis_slots_case(request: pytest.FixtureRequest) -> BackendCase:
+    """fakeredis with the cluster code path: one script call per slot, refunds on denial."""
+    server = fakeredis.FakeServer()
+
+    def open_client() -> redis.asyncio.Redis:
+        return fakeredis.FakeAsyncRedis(server=server)
+
+    def build(**options: Any) -> Backend:
+        return RedisBackend(open_client, cluster=True, key_prefix="djust_dist_fake", **options)
+
+    return BackendCase("fakeredis-slots", build, open_client, key_prefix="djust_dist_fake")
+
+
 def _redis_case(request: pytest.FixtureRequest) -> BackendCase:
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("key_prefix")
@@ -83,10 +98,25 @@ def _redis_case(request: pytest.FixtureRequest) -> BackendCase:
     return BackendCase("redis", build, open_client, key_prefix=prefix)
 
 
+def _cluster_case(request: pytest.FixtureRequest) -> BackendCase:
+    cluster = request.getfixturevalue("redis_cluster")
+    prefix = request.getfixturevalue("key_prefix")
+
+    def open_client() -> redis.asyncio.RedisCluster:
+        return open_cluster_client(cluster.url, timeout=5.0)
+
+    def build(**options: Any) -> Backend:
+        return RedisBackend.from_url(cluster.url, key_prefix=prefix, **options)
+
+    return BackendCase("cluster", build, open_client, key_prefix=prefix)
+
+
 BACKEND_TABLE = [
     pytest.param(_memory_case, id="memory"),
     pytest.param(_fakeredis_case, id="fakeredis"),
+    pytest.param(_fakeredis_slots_case, id="fakeredis-slots"),
     pytest.param(_redis_case, id="redis", marks=pytest.mark.redis),
+    pytest.param(_cluster_case, id="cluster", marks=pytest.mark.cluster),
 ]
 
 
@@ -96,5 +126,38 @@ async def backends(request: pytest.FixtureRequest) -> AsyncIterator[BackendCase]
     case: BackendCase = request.param(request)
     yield case
 
+    # A Redis failure would hide behind the local fallback and still pass.
+    failed = [backend for backend in case.built if getattr(backend, "circuit_open", False)]
     for backend in case.built:
+        await backend.aclose()
+    assert not failed, f"{case.kind}: Redis failed during the test, the fallback answered"
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+async def make_backend(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Callable[..., RedisBackend]]:
+    """Build RedisBackends on fakeredis or the test Redis, closed after the test."""
+    built: list[RedisBackend] = []
+    if request.param == "fakeredis":
+        server = fakeredis.FakeServer()
+
+        def make(**options: Any) -> RedisBackend:
+            return RedisBackend(lambda: fakeredis.FakeAsyncRedis(server=server), **options)
+
+    else:
+        url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("key_prefix")
+
+        def make(**options: Any) -> RedisBackend:
+            return RedisBackend.from_url(url, key_prefix=prefix, **options)
+
+    def build(**options: Any) -> RedisBackend:
+        backend = make(**options)
+        built.append(backend)
+        return backend
+
+    yield build
+
+    for backend in built:
         await backend.aclose()

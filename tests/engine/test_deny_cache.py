@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
-import fakeredis
 import pytest
 
 from djust_dist.backends import Bucket, Decision, RedisBackend
@@ -141,36 +139,6 @@ def test_rejects_bad_bounds() -> None:
         DenyCache(max_entries=0)
     with pytest.raises(ValueError, match="max_age"):
         DenyCache(max_age=0)
-
-
-@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
-async def make_backend(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[Callable[..., RedisBackend]]:
-    """Build RedisBackends on fakeredis or the test Redis, closed after the test."""
-    built: list[RedisBackend] = []
-    if request.param == "fakeredis":
-        server = fakeredis.FakeServer()
-
-        def make(**options: Any) -> RedisBackend:
-            return RedisBackend(lambda: fakeredis.FakeAsyncRedis(server=server), **options)
-
-    else:
-        url = request.getfixturevalue("redis_url")
-        prefix = request.getfixturevalue("key_prefix")
-
-        def make(**options: Any) -> RedisBackend:
-            return RedisBackend.from_url(url, key_prefix=prefix, **options)
-
-    def build(**options: Any) -> RedisBackend:
-        backend = make(**options)
-        built.append(backend)
-        return backend
-
-    yield build
-
-    for backend in built:
-        await backend.aclose()
 
 
 async def test_backend_caches_denial(make_backend: Callable[..., RedisBackend]) -> None:

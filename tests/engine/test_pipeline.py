@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import fakeredis
 import pytest
 import redis
 import redis.asyncio
@@ -48,36 +47,6 @@ class FailureCounter:
             original(breaker, error)
 
         monkeypatch.setattr(CircuitBreaker, "failed", counting_failed)
-
-
-@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
-async def make_backend(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[Callable[..., RedisBackend]]:
-    """Build RedisBackends on fakeredis or the test Redis, closed after the test."""
-    built: list[RedisBackend] = []
-    if request.param == "fakeredis":
-        server = fakeredis.FakeServer()
-
-        def make(**options: Any) -> RedisBackend:
-            return RedisBackend(lambda: fakeredis.FakeAsyncRedis(server=server), **options)
-
-    else:
-        url = request.getfixturevalue("redis_url")
-        prefix = request.getfixturevalue("key_prefix")
-
-        def make(**options: Any) -> RedisBackend:
-            return RedisBackend.from_url(url, key_prefix=prefix, **options)
-
-    def build(**options: Any) -> RedisBackend:
-        backend = make(**options)
-        built.append(backend)
-        return backend
-
-    yield build
-
-    for backend in built:
-        await backend.aclose()
 
 
 def batches_sent(backend: RedisBackend) -> int:
