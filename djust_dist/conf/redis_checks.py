@@ -22,7 +22,7 @@ from django.apps import AppConfig
 from django.core import checks
 
 from djust_dist.conf.redis_url import redact_url
-from djust_dist.conf.settings import get_settings
+from djust_dist.conf.settings import raw_redis_url
 from djust_dist.engine.selfcheck import Finding, inspect_server_sync
 
 REDIS_VERSION_ERROR_ID = "djust_dist.E010"
@@ -39,8 +39,9 @@ _IDS = {
     "eviction": REDIS_EVICTION_WARNING_ID,
 }
 
-# Sentinel and cluster URLs need their own clients, which the backend does not
-# support yet either.
+# Sentinel and cluster URLs are not inspected here: the check would first have
+# to discover the servers. The backend's self-check inspects them after its
+# first heartbeat and logs what it finds.
 _INSPECTED_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
@@ -48,8 +49,12 @@ def check_redis_server(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """Connect to REDIS_URL and report what would keep the limiter from working there."""
-    url = get_settings().redis_url
-    if url is None or urlsplit(url).scheme.lower() not in _INSPECTED_SCHEMES:
+    # The raw value, not get_settings(): reading the settings logs a runtime
+    # warning about invalid keys, which the other checks already report.
+    url = raw_redis_url()
+    if not isinstance(url, str) or not url:
+        return []
+    if urlsplit(url).scheme.lower() not in _INSPECTED_SCHEMES:
         return []
 
     report = inspect_server_sync(url, CHECK_BUDGET_S)

@@ -164,21 +164,29 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 "event names are lower-case letters, digits and underscores, "
                 "starting with a letter, at most 64 characters",
                 frame.ref,
+                frame.event,
             )
         if self.view is None:
-            raise FrameError("not_mounted", "mount a view before sending events", frame.ref)
+            raise FrameError(
+                "not_mounted", "mount a view before sending events", frame.ref, frame.event
+            )
 
         lookup = resolve_handler(
             type(self.view), frame.event, self.settings.event_security, self.view_base
         )
         if lookup.handler is None:
-            raise FrameError(lookup.error or "unknown_event", "no such event handler", frame.ref)
+            raise FrameError(
+                lookup.error or "unknown_event", "no such event handler", frame.ref, frame.event
+            )
 
         try:
             inspect.signature(lookup.handler).bind(self.view, **frame.params)
         except TypeError as exc:
             raise FrameError(
-                "invalid_message", "params do not match the handler's arguments", frame.ref
+                "invalid_message",
+                "params do not match the handler's arguments",
+                frame.ref,
+                frame.event,
             ) from exc
         return lookup.handler
 
@@ -274,9 +282,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _reject(self, exc: FrameError) -> None:
         await self._send(protocol.error_frame(exc.code, exc.message, exc.ref))
-        await self._count_warning(exc.code, None)
+        await self._count_warning(exc.code, exc.event)
 
-    async def _count_warning(self, kind: str, event: str | None) -> None:
+    async def _count_warning(self, kind: str, event: object) -> None:
         self._log_rejection(kind, event)
         if not self.warnings.add() or self.closed:
             return
@@ -316,16 +324,16 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         code = protocol.CLOSE_TRY_AGAIN_LATER if reason == "unavailable" else protocol.CLOSE_ABUSE
         await self._close(code)
 
-    def _log_rejection(self, kind: str, detail: str | None) -> None:
+    def _log_rejection(self, kind: str, detail: object) -> None:
         metrics.frame_denied(kind)
         log_throttled(
             logger,
             logging.WARNING,
             f"rejected:{kind}",
-            "Rejected frame from %s: %s %s",
+            "Rejected frame from %s: %s (%s)",
             self.client_ip,
             kind,
-            sanitize_for_log(detail) if detail is not None else "",
+            sanitize_for_log(detail) if detail is not None else "no event name",
         )
 
     async def kick(self) -> None:
@@ -350,13 +358,28 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await listener_for(self.channel_layer).register(self._kick_target, self)
 
     async def _send(self, payload: dict[str, Any]) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        try:
             await self.send(text_data=protocol.encode(payload))
+        except OSError as exc:
+            self._lost_client(exc)
 
     async def _close(self, code: int) -> None:
-        if not self.closed:
-            self.closed = True
+        if self.closed:
+            return
+        self.closed = True
+        try:
             await self.close(code)
+        except OSError as exc:
+            self._lost_client(exc)
+
+    def _lost_client(self, exc: OSError) -> None:
+        # The client dropped the TCP connection while a reply was on its way
+        # (uvicorn raises ClientDisconnected, an OSError). The disconnect
+        # message follows and releases the lease; nothing else is to be done.
+        self.closed = True
+        logger.debug("Client %s went away before a reply: %r", self.client_ip, exc)
 
     async def _release_lease(self) -> None:
         if not getattr(self, "_lease_held", False):

@@ -29,13 +29,20 @@ Ref = int | float | str | None
 
 
 class FrameError(Exception):
-    """A client frame that fails validation; ``ref`` is echoed when it was readable."""
+    """A client frame that fails validation.
 
-    def __init__(self, code: ErrorCode, message: str, ref: Ref = None) -> None:
+    ``ref`` is echoed when it was readable; ``event`` is the client's event name,
+    kept only for the (sanitised) log line.
+    """
+
+    def __init__(
+        self, code: ErrorCode, message: str, ref: Ref = None, event: object = None
+    ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
         self.ref = ref
+        self.event = event
 
 
 @dataclass(frozen=True, slots=True)

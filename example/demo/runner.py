@@ -185,6 +185,14 @@ def build_rows(redis: dict[str, Outcome], in_process: dict[str, Outcome]) -> lis
     return rows
 
 
+LEGEND = """
+(a+b+c) counts per worker. "at most" adds one token of timing slack to
+burst + rate x elapsed. The in-process column runs the same traffic with
+MemoryBackend, one per worker: each worker enforces the limit on its own, so
+the fleet lets through up to workers x limit. That overshoot is expected and
+is why the limits live in Redis."""
+
+
 def run_demo(workers: int, log_dir: Path) -> int:
     """Run every plan, print the table and return 0 only if every Redis row held."""
     if workers < 2:
@@ -200,6 +208,7 @@ def run_demo(workers: int, log_dir: Path) -> int:
     rows = build_rows(redis_outcomes, in_process_outcomes)
     print()
     print(format_table(rows))
+    print(LEGEND)
     print(f"\nworker logs: {log_dir}")
     if all(row.held for row in rows):
         print("every Redis-backed limit held")

@@ -12,6 +12,10 @@ switch between them:
     DJUST_LOG_LEVEL        level of the djust_dist logger (default INFO)
     REDIS_URL              Redis for the limiter and the channel layer; unset means
                            in-memory, per-process limits
+    DJUST_CHANNEL_LAYER    "memory" keeps the channel layer in-process even with
+                           REDIS_URL set. channels_redis cannot use a Redis Cluster
+                           URL, so a limiter on a cluster needs this or another
+                           channel layer. `kick` then reaches one worker only.
     DJUST_*                LIVEVIEW_CONFIG overrides, listed in CONFIG_OVERRIDES below
 """
 
@@ -114,12 +118,19 @@ REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
 # timeout must exceed the blocking time; 10 s still gives up on a hung Redis.
 CHANNEL_LAYER_SOCKET_TIMEOUT = 10
 
-if REDIS_URL:
+CHANNEL_LAYER_IN_MEMORY = os.environ.get("DJUST_CHANNEL_LAYER", "").lower() == "memory"
+
+if REDIS_URL and not CHANNEL_LAYER_IN_MEMORY:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}]
+                "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
+                # Channel-layer keys share the limiter's key prefix when one is set,
+                # so a deployment (or a test) keeps all its keys under one prefix.
+                "prefix": f"{os.environ['DJUST_KEY_PREFIX']}:asgi"
+                if os.environ.get("DJUST_KEY_PREFIX")
+                else "asgi",
             },
         }
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -485,3 +486,30 @@ async def test_lease_released_when_receive_raises(backend: SpyBackend) -> None:
 
     assert backend.calls["release_connection"] == 1
     assert (await backend.admit_connection("198.51.100.99", "probe", 1)).admitted
+
+
+@override_settings(LIVEVIEW_CONFIG=config(rate_limit={"max_warnings": 2}))
+async def test_client_gone_mid_reply_logs_no_error(
+    backend: SpyBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    class VanishingClientConsumer(LiveViewConsumer):
+        def get_backend(self) -> Backend:
+            return backend
+
+        async def send(
+            self, text_data: Any = None, bytes_data: Any = None, close: Any = False
+        ) -> None:
+            raise ConnectionResetError("client went away")
+
+    communicator = WebsocketCommunicator(VanishingClientConsumer.as_asgi(), "/ws/liveview/")
+    communicator.scope["client"] = ("198.51.100.77", 1234)
+    connected, _ = await communicator.connect()
+    assert connected
+
+    for _ in range(3):
+        await communicator.send_to(text_data='{"type": "event", "event": "__init__"}')
+    await communicator.send_input({"type": "websocket.disconnect", "code": 1006})
+    await communicator.wait(timeout=5)
+
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+    assert backend.calls["release_connection"] == 1
