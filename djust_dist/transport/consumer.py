@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -87,6 +88,19 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             pass
         finally:
             await self._release_lease()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Route an ASGI message to its handler method.
+
+        Channels' default also closes stale database connections before every
+        message, through a worker-thread hop. Here only views touch the
+        database, and ``_run_view`` closes stale connections before each view
+        call, so pings, rejected and rate-limited frames never wait for a thread.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']!r}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.settings = get_settings()
@@ -269,6 +283,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     ) -> str:
         """Call a handler or ``mount`` and render; sync code runs in a worker thread."""
         if inspect.iscoroutinefunction(func):
+            # Sync code gets this from database_sync_to_async; an async handler
+            # using the async ORM needs it here (see dispatch()).
+            await aclose_old_connections()
             await func(*args, **params)
             html: str = await database_sync_to_async(view.render)()
             return html

@@ -513,3 +513,24 @@ async def test_client_gone_mid_reply_logs_no_error(
 
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
     assert backend.calls["release_connection"] == 1
+
+
+@override_settings(LIVEVIEW_CONFIG=STRICT_CONFIG)
+async def test_rejected_frames_skip_db_thread(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import channels.consumer
+
+    calls: list[str] = []
+
+    async def counting_close() -> None:
+        calls.append("close")
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting_close)
+    communicator = await connect()
+
+    for frame in ('{"type": "ping"}', "[]", '{"type": "event", "event": "__init__"}'):
+        await communicator.send_to(text_data=frame)
+        await receive(communicator)
+
+    assert calls == []
