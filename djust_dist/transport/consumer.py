@@ -125,7 +125,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             self.client_ip, self.connection_id
         )
         await self.accept()
-        await self._join_kick_group()
+        self._join_kick_group()
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
@@ -365,14 +365,14 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self._close(protocol.CLOSE_ABUSE)
         await self._release_lease()
 
-    async def _join_kick_group(self) -> None:
+    def _join_kick_group(self) -> None:
         # The worker's kick listener lets `manage.py djust_dist kick` reach this
         # connection; without a channel layer there is nothing to listen on.
         if self.channel_layer is None:
             return
 
         self._kick_target = kick_target(self.settings.redis.key_prefix, self.client_ip)
-        await listener_for(self.channel_layer).register(self._kick_target, self)
+        listener_for(self.channel_layer).register(self._kick_target, self)
 
     async def _send(self, payload: dict[str, Any]) -> None:
         if self.closed:

@@ -29,7 +29,6 @@ KICK_MESSAGE_TYPE = "djust_dist.kick"
 # Channels drops group members after the layer's group expiry (one day by
 # default for channels_redis), so the listener joins again well before that.
 GROUP_REFRESH_INTERVAL = 3600.0
-READY_TIMEOUT = 2.0
 RETRY_DELAY = 1.0
 
 
@@ -63,23 +62,16 @@ class KickListener:
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def register(self, target: str, connection: Kickable) -> None:
-        """Start closing ``connection`` on kicks of ``target``, once the listener has joined."""
+    def register(self, target: str, connection: Kickable) -> None:
+        """Close ``connection`` on kicks of ``target``; starts the listener on first use.
+
+        The listener joins the group in the background, so a connection never
+        waits for the channel layer. A kick sent before it joined is missed.
+        """
         self.connections.setdefault(target, weakref.WeakSet()).add(connection)
         if self._task is None or self._task.done():
             self.ready.clear()
             self._task = asyncio.get_running_loop().create_task(self._run())
-
-        try:
-            await asyncio.wait_for(self.ready.wait(), READY_TIMEOUT)
-        except TimeoutError:
-            log_throttled(
-                logger,
-                logging.WARNING,
-                "kick_not_ready",
-                "The kick listener has not joined the channel layer yet; kicks may miss "
-                "connections opened now",
-            )
 
     def unregister(self, target: str, connection: Kickable) -> None:
         members = self.connections.get(target)

@@ -187,10 +187,15 @@ def build_rows(redis: dict[str, Outcome], in_process: dict[str, Outcome]) -> lis
 
 LEGEND = """
 (a+b+c) counts per worker. "at most" adds one token of timing slack to
-burst + rate x elapsed. The in-process column runs the same traffic with
-MemoryBackend, one per worker: each worker enforces the limit on its own, so
-the fleet lets through up to workers x limit. That overshoot is expected and
-is why the limits live in Redis."""
+burst + rate x elapsed. Scenario 2 runs with max_warnings=10000, so its
+denials do not close the sockets; scenarios 3 and 4 use the default of 3.
+"refused (limit)": new connections got connection_rejected with reason
+"limit" while the killed worker's leases were still live.
+The in-process column runs the same traffic with MemoryBackend, one per
+worker: each worker enforces the limit on its own, so the fleet lets through
+up to workers x limit. That overshoot is expected and is why the limits live
+in Redis. Scenarios 3 and 4 ("-") need shared state across workers, so they
+run with Redis only."""
 
 
 def run_demo(workers: int, log_dir: Path) -> int:

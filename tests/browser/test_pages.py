@@ -107,16 +107,31 @@ def test_search_burst_shows_notice(page: Any, worker_url: str) -> None:
 
     open_mounted(page, worker_url + "/search/")
     page.focus("#query")
-    # One search event per keystroke, sent without waiting for replies: 7 keys
-    # against a burst of 5 gives 2 denials, one short of the 3 warnings that
-    # would close the connection for abuse.
-    page.keyboard.type("kettlek")
+    # 18 keys at 80 ms each is 1.4 s of typing: far more searches than the burst
+    # of 5 plus 2 per second allows, so the server denies some.
+    page.keyboard.type("red kettle for tea", delay=80)
 
     notice = page.locator(".djust-notice")
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("Too many requests")
-    # The client keeps the newest denied input and sends it once allowed.
-    expect(page.locator("#result-count")).to_contain_text("kettlek")
+    # The client paces the field after a denial and sends its newest value once
+    # allowed, so the view ends on the full query and the socket stays open.
+    expect(page.locator("#result-count")).to_contain_text("red kettle for tea")
+    assert page.evaluate("window.djustDist.closes") == []
+
+
+def test_search_long_typing_stays_open(page: Any, worker_url: str) -> None:
+    from playwright.sync_api import expect
+
+    open_mounted(page, worker_url + "/search/")
+    page.focus("#query")
+    text = "a blue kettle and a red apple for the long afternoon tea"
+
+    # Steady typing for about 7 s at 120 ms per key: more than 3 denials here
+    # would close the socket with 4429 (max_warnings is 3).
+    page.keyboard.type(text, delay=120)
+
+    expect(page.locator("#result-count")).to_contain_text(text, timeout=15_000)
     assert page.evaluate("window.djustDist.closes") == []
 
 

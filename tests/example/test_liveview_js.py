@@ -247,11 +247,10 @@ def test_render_keeps_focus_and_caret(start_client: Any, chromium_page: Any) -> 
     def echo_stale_value(connection: ServerConnection, server: ScriptedServer) -> None:
         mount_and_render(connection, server)
         for n in range(1, 4):
-            server.receive(connection)
+            event = server.receive(connection)
             # The server renders an older value, as if typing had moved on.
-            connection.send(
-                json.dumps({"type": "render", "html": VIEW_HTML.format(value="x", n=n)})
-            )
+            render = {"type": "render", "html": VIEW_HTML.format(value="x", n=n)}
+            connection.send(json.dumps({**render, "ref": event["ref"]}))
         connection.recv(timeout=10)
 
     start_client(echo_stale_value)

@@ -13,7 +13,13 @@ from djust_dist.backends import MemoryBackend
 from djust_dist.conf.settings import get_settings
 from djust_dist.engine.base import Backend
 from djust_dist.transport.consumer import LiveViewConsumer
-from djust_dist.transport.kick import KICK_GROUP, kick_target, send_kick, stop_kick_listener
+from djust_dist.transport.kick import (
+    KICK_GROUP,
+    kick_target,
+    listener_for,
+    send_kick,
+    stop_kick_listener,
+)
 from tests.transport.conftest import Connect, SpyBackend
 from tests.transport.test_consumer import STRICT_CONFIG, expect_close, receive, send
 
@@ -33,7 +39,9 @@ async def test_kick_closes_only_that_ip(connect: Connect, backend: SpyBackend) -
     kicked = [await connect(ip="192.0.2.80") for _ in range(2)]
     bystander = await connect(ip="192.0.2.81")
 
-    await send_kick(get_channel_layer(), get_settings().redis.key_prefix, "192.0.2.80")
+    layer = get_channel_layer()
+    await asyncio.wait_for(listener_for(layer).ready.wait(), timeout=5)
+    await send_kick(layer, get_settings().redis.key_prefix, "192.0.2.80")
 
     for communicator in kicked:
         await expect_close(communicator, 4429)

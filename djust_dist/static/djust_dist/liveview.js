@@ -36,6 +36,20 @@
   // Key of a hold that covers every event: a denial by the connection bucket.
   var ANY_EVENT = "*";
 
+  // After a denial, "latest" events of that name are paced: one per interval.
+  // The server counts every denial as a warning and closes the socket at its
+  // max_warnings-th, so a user typing steadily must not be denied again and
+  // again. The interval starts at twice the first retry_after (which is at most
+  // one refill interval) and doubles on each further denial.
+  var PACE_MIN_MS = 100;
+  var PACE_MAX_MS = 5000;
+  // Pacing ends after this long without a paced send; the server's default
+  // warning_window is 60 s.
+  var PACE_WINDOW_MS = 60000;
+  // An in-flight "latest" event whose reply has not come after this long stops
+  // holding back newer input, so a lost reply cannot freeze a field.
+  var IN_FLIGHT_MAX_MS = 5000;
+
   var nextRef = 1;
   var connections = [];
 
@@ -177,6 +191,11 @@
     // Event name -> ref of the sent event whose params are in this.deferred. Input
     // deferred before it was ever sent has no entry, because it is the newest.
     this.deferredRefs = emptyMap();
+    // Event name -> ref of the "latest" event awaiting its reply. One at a time, so
+    // a burst of keystrokes is not all in flight when the first denial arrives.
+    this.inFlight = emptyMap();
+    // Event name -> {intervalMs, untilMs} of the pacing that follows a denial.
+    this.pace = emptyMap();
     this.stopped = false;
 
     this.openedAt = null;
@@ -284,7 +303,9 @@
    * stale clicks later would surprise the user. */
   Connection.prototype.pushEvent = function (name, params, latest) {
     var connected = this.socket && this.socket.readyState === WebSocket.OPEN;
-    if (!connected || this.isHeld(name)) {
+    var busy = latest && name in this.inFlight &&
+      Date.now() - this.inFlight[name].sentAt < IN_FLIGHT_MAX_MS;
+    if (!connected || this.isHeld(name) || busy) {
       if (latest) {
         this.deferred[name] = params;
         delete this.deferredRefs[name];
@@ -297,7 +318,35 @@
     var ref = nextRef++;
     this.send({ type: "event", event: name, params: params, ref: ref });
     this.pendingRefs[ref] = { name: name, params: params, latest: Boolean(latest) };
+    if (latest) {
+      this.inFlight[name] = { ref: ref, sentAt: Date.now() };
+      var pace = this.activePace(name);
+      if (pace) {
+        this.holdEvents(name, pace.intervalMs);
+      }
+    }
     return ref;
+  };
+
+  /* Return the pacing of a "latest" event and extend it, or null when none applies. */
+  Connection.prototype.activePace = function (name) {
+    var pace = this.pace[name];
+    if (!pace || Date.now() > pace.untilMs) {
+      delete this.pace[name];
+      return null;
+    }
+    pace.untilMs = Date.now() + PACE_WINDOW_MS;
+    return pace;
+  };
+
+  /* Slow down a "latest" event after the server denied it `seconds` early. */
+  Connection.prototype.slowDown = function (name, seconds) {
+    var previous = this.pace[name] ? this.pace[name].intervalMs : 0;
+    var intervalMs = Math.max(2 * seconds * 1000, 2 * previous, PACE_MIN_MS);
+    this.pace[name] = {
+      intervalMs: Math.min(intervalMs, PACE_MAX_MS),
+      untilMs: Date.now() + PACE_WINDOW_MS,
+    };
   };
 
   Connection.prototype.isHeld = function (name) {
@@ -358,6 +407,12 @@
     if (handler) {
       handler.call(this, frame, pending);
     }
+    // A reply settles the in-flight "latest" event: send input typed meanwhile.
+    var flight = pending && pending.latest ? this.inFlight[pending.name] : null;
+    if (flight && flight.ref === Number(frame.ref)) {
+      delete this.inFlight[pending.name];
+      this.flushHeld();
+    }
   };
 
   Connection.prototype.frameHandlers = {
@@ -384,6 +439,7 @@
 
       if (pending && pending.latest) {
         this.keepDenied(pending, Number(frame.ref));
+        this.slowDown(pending.name, seconds);
       }
       this.holdEvents(frame.event ? String(frame.event) : ANY_EVENT, seconds * 1000);
 
@@ -421,6 +477,7 @@
     clearInterval(this.heartbeatTimer);
     this.socket = null;
     this.pendingRefs = emptyMap();
+    this.inFlight = emptyMap();
     this.clearHolds();
 
     var record = { time: Date.now(), code: event.code, reason: event.reason };
@@ -584,6 +641,7 @@
       pendingRefs: Object.keys(this.pendingRefs).length,
       deferredEvents: Object.keys(this.deferred),
       heldEvents: Object.keys(this.holdTimers),
+      pacedEvents: Object.keys(this.pace),
     };
   };
 
