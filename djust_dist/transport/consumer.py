@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import uuid
@@ -19,7 +20,6 @@ from djust_dist import metrics
 from djust_dist.conf.runtime import get_backend
 from djust_dist.conf.settings import DjustSettings, get_settings
 from djust_dist.engine.base import Backend
-from djust_dist.engine.fallback import CONNECTION_BUCKET_PREFIX
 from djust_dist.engine.types import Admission, Bucket
 from djust_dist.liveview.tokens import InvalidMountToken, load_mount_token, view_path
 from djust_dist.liveview.view import LiveView
@@ -28,6 +28,11 @@ from djust_dist.security.decorators import get_rate_limit
 from djust_dist.security.names import is_valid_event_name
 from djust_dist.security.policy import resolve_handler
 from djust_dist.transport import protocol
+from djust_dist.transport.bucket_keys import (
+    connection_bucket_key,
+    handler_bucket_key,
+    ip_bucket_key,
+)
 from djust_dist.transport.client_ip import resolve_client_ip
 from djust_dist.transport.kick import kick_target, listener_for
 from djust_dist.transport.leases import renewer_for
@@ -38,6 +43,12 @@ from djust_dist.transport.warnings import WarningCounter
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
+
+
+@functools.lru_cache(maxsize=4096)
+def handler_signature(handler: Handler) -> inspect.Signature:
+    """Return a handler's signature, computed once: every event binds its params to it."""
+    return inspect.signature(handler)
 
 
 class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -194,7 +205,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             )
 
         try:
-            inspect.signature(lookup.handler).bind(self.view, **frame.params)
+            handler_signature(lookup.handler).bind(self.view, **frame.params)
         except TypeError as exc:
             raise FrameError(
                 "invalid_message",
@@ -206,16 +217,14 @@ class LiveViewConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     def _buckets(self, frame: Frame, handler: Handler | None) -> list[Bucket]:
         limits = self.settings.rate_limit
-        # The engine's local fallback keeps a "conn:" bucket whole: one worker holds it.
-        conn_key = f"{CONNECTION_BUCKET_PREFIX}{self.connection_id}"
-        buckets = [Bucket(conn_key, limits.rate, limits.burst)]
+        buckets = [Bucket(connection_bucket_key(self.connection_id), limits.rate, limits.burst)]
 
         if limits.ip_rate is not None and limits.ip_burst is not None:
-            buckets.append(Bucket(f"ip:{self.client_ip}", limits.ip_rate, limits.ip_burst))
+            buckets.append(Bucket(ip_bucket_key(self.client_ip), limits.ip_rate, limits.ip_burst))
 
         spec = get_rate_limit(handler) if handler is not None else None
-        if spec is not None and self.view is not None:
-            key = f"handler:{self.get_caller()}:{view_path(type(self.view))}:{frame.event}"
+        if spec is not None and self.view is not None and isinstance(frame.event, str):
+            key = handler_bucket_key(self.get_caller(), type(self.view), frame.event)
             buckets.append(Bucket(key, spec.rate, spec.burst))
         return buckets
 

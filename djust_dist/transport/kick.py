@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from djust_dist.logutil import log_throttled
+from djust_dist.transport.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +83,8 @@ class KickListener:
             del self.connections[target]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -7,6 +7,7 @@ import logging
 import weakref
 
 from djust_dist.engine.base import Backend
+from djust_dist.transport.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,8 @@ class LeaseRenewer:
                 logger.exception("Renewing %d connection leases failed", len(self.leases))
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 _renewers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LeaseRenewer]] = (

@@ -7,10 +7,12 @@ from typing import Any
 
 from django.http import QueryDict
 
+from djust_dist.transport.bucket_keys import anonymous_caller, user_caller
+
 
 @dataclass(frozen=True)
 class WebSocketRequest:
-    """What a view can know about the client when it mounts over a WebSocket.
+    """The client facts a view receives when it mounts over a WebSocket.
 
     It mirrors the parts of ``HttpRequest`` that make sense there: ``user``,
     ``session``, ``path``, ``GET`` (the handshake's query string), the ASGI
@@ -46,5 +48,5 @@ def caller_identity(scope: dict[str, Any], client_ip: str) -> str:
     """
     user = scope.get("user")
     if user is not None and getattr(user, "is_authenticated", False):
-        return f"user:{user.pk}"
-    return f"ip:{client_ip}"
+        return user_caller(user.pk)
+    return anonymous_caller(client_ip)

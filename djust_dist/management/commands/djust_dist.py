@@ -27,6 +27,11 @@ from djust_dist.engine.scripts import script_versions
 from djust_dist.engine.types import Bucket
 from djust_dist.liveview.view import LiveView
 from djust_dist.security.decorators import get_rate_limit
+from djust_dist.transport.bucket_keys import (
+    anonymous_caller,
+    handler_bucket_key,
+    ip_bucket_key,
+)
 from djust_dist.transport.client_ip import normalize_ip
 from djust_dist.transport.kick import KICK_GROUP, send_kick
 
@@ -90,18 +95,17 @@ def ip_buckets(settings: DjustSettings, ip: str) -> list[Bucket]:
     """Return the buckets that an anonymous caller from ``ip`` draws from.
 
     These are the per-IP bucket, when ``ip_rate`` and ``ip_burst`` are set, and
-    one bucket per rate-limited handler. The keys follow
-    ``LiveViewConsumer._buckets``. Connection buckets are keyed by random
+    one bucket per rate-limited handler, keyed as the consumer keys them
+    (``djust_dist.transport.bucket_keys``). Connection buckets are keyed by random
     connection ids, so they cannot be found from the IP and expire on their own.
     """
     limits = settings.rate_limit
     buckets: list[Bucket] = []
     if limits.ip_rate is not None and limits.ip_burst is not None:
-        buckets.append(Bucket(f"ip:{ip}", limits.ip_rate, limits.ip_burst))
+        buckets.append(Bucket(ip_bucket_key(ip), limits.ip_rate, limits.ip_burst))
 
     for view_class, name, template in rate_limited_handlers():
-        path = f"{view_class.__module__}.{view_class.__qualname__}"
-        key = f"handler:ip:{ip}:{path}:{name}"
+        key = handler_bucket_key(anonymous_caller(ip), view_class, name)
         buckets.append(Bucket(key, template.rate, template.burst))
     return buckets
 
