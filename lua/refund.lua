@@ -13,8 +13,8 @@
 -- ARGV[1+i]    emission interval of bucket i: nanoseconds per token (1e9 / rate)
 --
 -- Returns the number of buckets whose TAT moved. A bucket whose TAT reaches now
--- is full and its key is deleted; any other key's TTL is the time until that
--- bucket is full again.
+-- is full, so its key is deleted. Every other key gets a TTL equal to the time
+-- until that bucket is full again.
 
 local cost = tonumber(ARGV[1])
 

@@ -30,7 +30,7 @@ def missing_infrastructure(message: str) -> None:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """URL of the shared test Redis (db 15 unless REDIS_URL says otherwise)."""
+    """URL of the shared test Redis (db 15 unless the REDIS_URL variable sets another)."""
     client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()

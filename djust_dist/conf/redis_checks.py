@@ -5,7 +5,7 @@ set and well formed, and takes about one second at most. Ids:
 
 - E010 Redis is older than 5.0, so the scripts cannot run.
 - E011 Redis rejected SCRIPT LOAD of the limiter scripts.
-- W004 Redis did not answer within the budget.
+- W004 Redis did not respond within the budget.
 - W005 ``maxmemory-policy`` is an ``allkeys-*`` policy.
 
 Running workers log the same findings once, after their first heartbeat (see

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 class OnError(enum.StrEnum):
-    """What the Redis backend does while Redis is unavailable."""
+    """Policy of the Redis backend while Redis is unavailable."""
 
     LOCAL = "local"
     """Apply the limits in this process with a MemoryBackend."""
@@ -110,7 +110,7 @@ class CircuitBreaker:
         if first_failure:
             metrics.backend_outage()
             logger.error(
-                "%s is unavailable, falling back until it answers again (next try in %.1f s): %s",
+                "%s is unavailable, falling back until it responds again (next try in %.1f s): %s",
                 self.name,
                 self.retry_interval,
                 error,

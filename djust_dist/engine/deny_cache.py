@@ -78,7 +78,7 @@ class DenyCache:
     """Bounded, thread-safe cache of recent denials (see the module docstring).
 
     ``hits`` counts the consume calls served from the cache. When the cache
-    holds ``max_entries`` requests, recording another drops the oldest.
+    contains ``max_entries`` requests, recording another drops the oldest.
     """
 
     def __init__(

@@ -36,7 +36,7 @@ class BackendLifespan:
             await stop_kick_listener()
             await close_backend()
         except Exception as exc:
-            # Shutdown goes on whatever happens: the server is stopping anyway.
+            # Report the failure and let shutdown go on, since the server stops anyway.
             logger.exception("Closing the limiter backend failed")
             await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
             return

@@ -64,7 +64,7 @@ def test_unreachable_warns_within_budget() -> None:
     elapsed = time.monotonic() - started
 
     assert ids_of(messages) == ["djust_dist.W004"]
-    # The budget is 1 s; this only tells "bounded" from "hung".
+    # The budget is 1 s; this only separates "bounded" from "hung".
     assert elapsed < 3
 
 

@@ -59,7 +59,7 @@ async def test_fleet_shares_limits_without_redis(
     print(f"fleet: held {held_before}, admitted {admitted}, shared {shared}, own {own}")
 
     assert held_before == 4
-    # Each worker's share is ceil(6 / 3) = 2, and worker 0 already holds 4.
+    # Each worker's share is ceil(6 / 3) = 2, and worker 0 already has 4.
     assert admitted == [0, 2, 2]
     assert held_before + sum(admitted) <= LIMIT + WORKERS
     assert shared == [3, 3, 3]

@@ -1,8 +1,8 @@
 """A limiter worker process driven over stdin/stdout, for the fault tests.
 
 Run as ``python -m tests.faults.worker URL KEY_PREFIX LEASE_TTL``. The process
-builds one RedisBackend (``on_error="local"``), renews the leases it holds every
-``LEASE_TTL / 3`` seconds, and answers one JSON line per command line:
+builds one RedisBackend (``on_error="local"``), renews its leases every
+``LEASE_TTL / 3`` seconds, and writes one JSON line per command line:
 
 - ``{"cmd": "fleet"}`` → ``{"workers": <workers seen by the heartbeat>}``
 - ``{"cmd": "admit", "ip": ..., "count": n, "limit": k}`` → ``{"admitted": m}``
